@@ -1,0 +1,2 @@
+//! What NOS-T users write: `Application`, `ManagedApplication` and `Manager`,
+//! speaking the NOS-T protocol byte for byte like Python `nost_tools` 3.6.0.

@@ -1,0 +1,2 @@
+//! The `nost` command.
+fn main() {}

@@ -1,0 +1,394 @@
+//! Reading a YAML file into a validated [`Config`].
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
+use serde_norway::Value as Yaml;
+use validator::{Validate, ValidationErrors, ValidationErrorsKind};
+
+use crate::duration::{NostDuration, is_plain_hms};
+use crate::error::{ConfigError, ConfigWarning, FieldError, Origin};
+use crate::schema::Config;
+
+/// A configuration that passed validation, with what was noticed on the way.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The validated configuration.
+    pub config: Config,
+    /// Unknown keys and other things accepted for compatibility.
+    pub warnings: Vec<ConfigWarning>,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// Read, parse and validate a YAML file. A relative path is resolved against
+/// the current directory. Warnings are also logged at `warn` level.
+pub fn load_file(path: impl AsRef<Path>) -> Result<LoadedConfig, ConfigError> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ConfigError::NotFound {
+            path: path.to_path_buf(),
+            cwd: std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|_| "?".into()),
+        },
+        _ => ConfigError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })?;
+    load_str(&text, Origin::File(PathBuf::from(path)))
+}
+
+/// Parse and validate YAML text. `origin` only names the source in messages.
+pub fn load_str(text: &str, origin: Origin) -> Result<LoadedConfig, ConfigError> {
+    let raw: Yaml = serde_norway::from_str(text).map_err(|e| parse_error(&origin, &e))?;
+    if raw.is_null() {
+        return Err(ConfigError::Empty { origin });
+    }
+    if !raw.is_mapping() {
+        return Err(ConfigError::Parse {
+            origin,
+            line: Some(1),
+            column: Some(1),
+            message: "the top level must be a mapping with `servers:` and `execution:`".into(),
+        });
+    }
+    let mut config: Config = serde_norway::from_str(text).map_err(|e| parse_error(&origin, &e))?;
+
+    let mut warnings = Vec::new();
+    let mut errors = Vec::new();
+    let raw_json: Json = serde_json::to_value(&raw).unwrap_or(Json::Null);
+
+    apply_scaling(&mut config, &raw_json, &mut warnings, &mut errors);
+    check_keycloak_section(&raw_json, &mut errors);
+    if let Ok(typed) = serde_json::to_value(&config) {
+        unknown_keys(&raw_json, &typed, "", &mut warnings);
+    }
+    if !config.channels.is_empty() {
+        warnings.push(ConfigWarning {
+            path: "channels".into(),
+            message: "predefined channels are accepted but not used (nost_tools 3.6.0 cannot use them either); exchanges and queues follow the NOS-T naming rules".into(),
+        });
+    }
+    errors.extend(
+        check(&config)
+            .into_iter()
+            .filter(|e| {
+                // The raw check above already reported a missing/empty keycloak section.
+                !(e.path == "servers.keycloak" && errors.iter().any(|x| x.path == e.path))
+            })
+            .collect::<Vec<_>>(),
+    );
+    if !errors.is_empty() {
+        for e in &mut errors {
+            e.line = find_line(text, &e.path);
+        }
+        return Err(ConfigError::Invalid { origin, errors });
+    }
+    for w in &warnings {
+        tracing::warn!(target: "nost_config", origin = %origin, "{w}");
+    }
+    Ok(LoadedConfig {
+        config,
+        warnings,
+        origin,
+    })
+}
+
+fn parse_error(origin: &Origin, e: &serde_norway::Error) -> ConfigError {
+    let loc = e.location();
+    ConfigError::Parse {
+        origin: origin.clone(),
+        line: loc.as_ref().map(|l| l.line()),
+        column: loc.as_ref().map(|l| l.column()),
+        message: e.to_string(),
+    }
+}
+
+const KEYCLOAK_MISSING: &str = "servers.rabbitmq.keycloak_authentication is true but the servers.keycloak section is missing or empty; add host, port and realm of your Keycloak, or set keycloak_authentication: false for basic auth";
+
+/// `keycloak_authentication: true` needs a non-empty `servers.keycloak`.
+fn check_keycloak_section(raw: &Json, errors: &mut Vec<FieldError>) {
+    let kc_on = raw
+        .pointer("/servers/rabbitmq/keycloak_authentication")
+        .and_then(Json::as_bool)
+        .unwrap_or(false);
+    let section = raw.pointer("/servers/keycloak");
+    let empty = match section {
+        None | Some(Json::Null) => true,
+        Some(Json::Object(m)) => m.is_empty(),
+        Some(_) => false,
+    };
+    if kc_on && empty {
+        errors.push(FieldError {
+            path: "servers.keycloak".into(),
+            message: KEYCLOAK_MISSING.into(),
+            line: None,
+        });
+    }
+}
+
+/// The scaling rule of `is_scenario_time_step` / `is_scenario_time_status_step`.
+fn apply_scaling(
+    config: &mut Config,
+    raw: &Json,
+    warnings: &mut Vec<ConfigWarning>,
+    errors: &mut Vec<FieldError>,
+) {
+    if let Some(m) = config.execution.manager.as_mut() {
+        let base = "execution.manager";
+        let f = m.time_scale_factor;
+        if let Some(d) = scale_one(
+            raw,
+            base,
+            "time_step",
+            m.is_scenario_time_step,
+            f,
+            warnings,
+            errors,
+        ) {
+            m.time_step = d;
+        }
+        if let Some(d) = scale_one(
+            raw,
+            base,
+            "time_status_step",
+            m.is_scenario_time_status_step,
+            f,
+            warnings,
+            errors,
+        ) {
+            m.time_status_step = Some(d);
+        }
+    }
+    for (name, app) in config.execution.managed_applications.iter_mut() {
+        let base = format!("execution.managed_applications.{name}");
+        let f = app.time_scale_factor;
+        if let Some(d) = scale_one(
+            raw,
+            &base,
+            "time_step",
+            app.is_scenario_time_step,
+            f,
+            warnings,
+            errors,
+        ) {
+            app.time_step = d;
+        }
+        if let Some(d) = scale_one(
+            raw,
+            &base,
+            "time_status_step",
+            app.is_scenario_time_status_step,
+            f,
+            warnings,
+            errors,
+        ) {
+            app.time_status_step = Some(d);
+        }
+    }
+}
+
+fn scale_one(
+    raw: &Json,
+    base: &str,
+    field: &str,
+    is_scenario: bool,
+    factor: f64,
+    warnings: &mut Vec<ConfigWarning>,
+    errors: &mut Vec<FieldError>,
+) -> Option<NostDuration> {
+    if is_scenario {
+        return None;
+    }
+    let pointer = format!("/{}/{field}", base.replace('.', "/"));
+    let path = format!("{base}.{field}");
+    match raw.pointer(&pointer) {
+        Some(Json::String(s)) if is_plain_hms(s) => {
+            let d: NostDuration = s.parse().ok()?;
+            let scaled = d.scaled(factor);
+            if scaled.is_none() {
+                errors.push(FieldError {
+                    path,
+                    message: format!("{s:?} scaled by time_scale_factor {factor} is out of range"),
+                    line: None,
+                });
+            }
+            scaled
+        }
+        Some(Json::String(s)) => {
+            errors.push(FieldError {
+                path,
+                message: format!(
+                    "{s:?} cannot be scaled from wallclock to scenario time; with is_scenario_{field}: false write it as \"H:MM:SS\" (three whole numbers, e.g. \"0:00:01\")"
+                ),
+                line: None,
+            });
+            None
+        }
+        Some(Json::Number(_)) => {
+            warnings.push(ConfigWarning {
+                path,
+                message: format!(
+                    "a number is not scaled by time_scale_factor (as in nost_tools); write \"H:MM:SS\" if is_scenario_{field}: false should scale it"
+                ),
+            });
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Keys present in the file but unknown to the schema.
+fn unknown_keys(raw: &Json, typed: &Json, path: &str, out: &mut Vec<ConfigWarning>) {
+    let (Json::Object(r), Json::Object(t)) = (raw, typed) else {
+        return;
+    };
+    for (k, v) in r {
+        let p = if path.is_empty() {
+            k.clone()
+        } else {
+            format!("{path}.{k}")
+        };
+        match t.get(k) {
+            None => out.push(ConfigWarning {
+                message: unknown_key_message(k, t.keys()),
+                path: p,
+            }),
+            Some(tv) if !is_free_form(&p) => unknown_keys(v, tv, &p, out),
+            Some(_) => {}
+        }
+    }
+}
+
+fn is_free_form(path: &str) -> bool {
+    path == "channels" || path.ends_with(".headers") || path.ends_with(".configuration_parameters")
+}
+
+fn unknown_key_message<'a>(key: &str, known: impl Iterator<Item = &'a String>) -> String {
+    let norm = |s: &str| s.replace('_', "").to_ascii_lowercase();
+    let close = known.into_iter().find(|k| norm(k) == norm(key));
+    match close {
+        Some(k) => format!("unknown key, ignored; did you mean `{k}`?"),
+        None => "unknown key, ignored".into(),
+    }
+}
+
+/// Every rule a typed configuration must satisfy.
+pub(crate) fn check(config: &Config) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    if config.servers.rabbitmq.keycloak_authentication && config.servers.keycloak.is_none() {
+        out.push(FieldError {
+            path: "servers.keycloak".into(),
+            message: KEYCLOAK_MISSING.into(),
+            line: None,
+        });
+    }
+    if let Err(e) = config.validate() {
+        flatten(&e, "", &mut out);
+    }
+    for (name, app) in &config.execution.managed_applications {
+        if let Err(e) = app.validate() {
+            flatten(
+                &e,
+                &format!("execution.managed_applications.{name}"),
+                &mut out,
+            );
+        }
+    }
+    for (name, app) in &config.execution.applications {
+        if let Err(e) = app.validate() {
+            flatten(&e, &format!("execution.applications.{name}"), &mut out);
+        }
+    }
+    out
+}
+
+fn flatten(errors: &ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
+    for (field, kind) in errors.errors() {
+        // `logging` is flattened into its parent in YAML.
+        let path = match (prefix.is_empty(), field.as_ref()) {
+            (_, "logging") => prefix.to_owned(),
+            (true, f) => f.to_owned(),
+            (false, f) => format!("{prefix}.{f}"),
+        };
+        match kind {
+            ValidationErrorsKind::Field(list) => {
+                for e in list {
+                    let mut message = e
+                        .message
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_else(|| e.code.to_string());
+                    if let Some(v) = e.params.get("value") {
+                        message.push_str(&format!(" (got {v})"));
+                    }
+                    out.push(FieldError {
+                        path: path.clone(),
+                        message,
+                        line: None,
+                    });
+                }
+            }
+            ValidationErrorsKind::Struct(inner) => flatten(inner, &path, out),
+            ValidationErrorsKind::List(items) => {
+                for (i, inner) in items {
+                    flatten(inner, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+}
+
+/// Best-effort line of a dotted key path in block-style YAML.
+fn find_line(text: &str, path: &str) -> Option<usize> {
+    let mut start = 0usize;
+    let mut min_indent: Option<usize> = None;
+    let mut found = None;
+    let lines: Vec<&str> = text.lines().collect();
+    for seg in path.split('.') {
+        let seg = seg.split('[').next().unwrap_or(seg);
+        let mut hit = None;
+        for (i, line) in lines.iter().enumerate().skip(start) {
+            let trimmed = line.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let indent = line.len() - trimmed.len();
+            if min_indent.is_some_and(|mi| indent < mi) {
+                break;
+            }
+            let key = trimmed.trim_start_matches("- ");
+            let key = key.trim_matches(|c| c == '"' || c == '\'');
+            if key.starts_with(seg)
+                && key[seg.len()..]
+                    .trim_start_matches(['"', '\''])
+                    .trim_start()
+                    .starts_with(':')
+            {
+                hit = Some((i, indent));
+                break;
+            }
+        }
+        let (i, indent) = hit?;
+        found = Some(i + 1);
+        start = i + 1;
+        min_indent = Some(indent + 1);
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_line;
+
+    #[test]
+    fn finds_nested_keys() {
+        let text = "servers:\n  rabbitmq:\n    host: x\n    port: 0\n  keycloak:\n    port: 1\n";
+        assert_eq!(find_line(text, "servers.rabbitmq.port"), Some(4));
+        assert_eq!(find_line(text, "servers.keycloak.port"), Some(6));
+        assert_eq!(find_line(text, "servers.nothing"), None);
+    }
+}

@@ -1,0 +1,552 @@
+//! The YAML schema of `nost_tools` 3.6.0: same field names, same defaults.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use validator::Validate;
+
+use crate::duration::NostDuration;
+
+/// A whole NOS-T configuration file: `servers`, `channels`, `execution`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct Config {
+    /// Broker and identity-provider settings (required).
+    #[validate(nested)]
+    pub servers: Servers,
+    /// Predefined exchanges/queues. Accepted and kept but unused, as in
+    /// `nost_tools` 3.6.0 where a non-empty section cannot be used at all.
+    #[serde(default)]
+    pub channels: BTreeMap<String, serde_json::Value>,
+    /// Run parameters of each role (required; `{}` is accepted).
+    #[validate(nested)]
+    pub execution: Execution,
+}
+
+/// `servers`: `rabbitmq` (required) and `keycloak` (required when
+/// `keycloak_authentication` is on).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct Servers {
+    /// The AMQP broker.
+    #[validate(nested)]
+    pub rabbitmq: RabbitMqConfig,
+    /// The Keycloak server issuing tokens.
+    #[serde(default)]
+    #[validate(nested)]
+    pub keycloak: Option<KeycloakConfig>,
+}
+
+/// `servers.rabbitmq`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[serde(default)]
+pub struct RabbitMqConfig {
+    /// Use Keycloak tokens instead of username/password.
+    pub keycloak_authentication: bool,
+    /// AMQPS. The port is not changed automatically: set `port: 5671`.
+    pub tls: bool,
+    /// Trust only this CA bundle (PEM) instead of the system store.
+    pub tls_ca_cert: Option<String>,
+    /// Seconds before the first reconnect attempt.
+    #[validate(range(min = 1, message = "must be at least 1 second"))]
+    pub reconnect_delay: u64,
+    /// Messages kept while disconnected.
+    #[validate(range(min = 1, message = "must be at least 1"))]
+    pub queue_max_size: usize,
+    /// Broker host name.
+    #[validate(length(min = 1, message = "must not be empty"))]
+    pub host: String,
+    /// Broker port.
+    #[validate(range(min = 1, max = 65535, message = "must be a port between 1 and 65535"))]
+    pub port: u32,
+    /// AMQP virtual host.
+    #[validate(length(min = 1, message = "must not be empty (use \"/\")"))]
+    pub virtual_host: String,
+    /// Client proposal for channel-max.
+    #[validate(range(min = 1, max = 65535, message = "must be between 1 and 65535"))]
+    pub channel_max: u32,
+    /// Client proposal for frame-max.
+    #[validate(range(min = 4096, message = "must be at least 4096 bytes"))]
+    pub frame_max: u32,
+    /// Heartbeat seconds; `None` accepts the broker's proposal, 0 disables.
+    pub heartbeat: Option<u16>,
+    /// Attempts when opening a connection.
+    #[validate(range(min = 1, message = "must be at least 1"))]
+    pub connection_attempts: u32,
+    /// Seconds between those attempts.
+    pub retry_delay: u64,
+    /// Seconds start-up waits for connection and channel.
+    #[validate(range(min = 1, message = "must be at least 1 second"))]
+    pub connection_timeout: u64,
+    /// TCP connect timeout, seconds.
+    #[validate(range(min = 1, message = "must be at least 1 second"))]
+    pub socket_timeout: u64,
+    /// Timeout of the whole TCP+TLS+AMQP handshake, seconds.
+    #[validate(range(min = 1, message = "must be at least 1 second"))]
+    pub stack_timeout: u64,
+    /// Locale sent in Start-Ok.
+    pub locale: String,
+    /// Seconds to tolerate a blocked connection; `None`: forever.
+    pub blocked_connection_timeout: Option<u64>,
+    /// Message property `content-type`.
+    pub content_type: Option<String>,
+    /// Message property `content-encoding`.
+    pub content_encoding: Option<String>,
+    /// Message headers (string values).
+    pub headers: Option<BTreeMap<String, String>>,
+    /// 1 = transient, 2 = persistent.
+    #[validate(range(min = 1, max = 2, message = "must be 1 (transient) or 2 (persistent)"))]
+    pub delivery_mode: Option<u8>,
+    /// Message priority.
+    pub priority: Option<u8>,
+    /// Message property `correlation-id`.
+    pub correlation_id: Option<String>,
+    /// Message property `reply-to`.
+    pub reply_to: Option<String>,
+    /// Sent as the `expiration` property (milliseconds, as text).
+    pub message_expiration: Option<String>,
+    /// Message property `message-id`.
+    pub message_id: Option<String>,
+    /// Message property `timestamp` (sent as whole seconds; in `nost_tools`
+    /// setting it breaks publishing).
+    #[serde(default, deserialize_with = "crate::time::deserialize_opt")]
+    pub timestamp: Option<DateTime<Utc>>,
+    /// Message property `type`.
+    #[serde(rename = "type")]
+    pub message_type: Option<String>,
+    /// Message property `user-id` (RabbitMQ checks it against the login).
+    pub user_id: Option<String>,
+    /// Message property `app-id`.
+    pub app_id: Option<String>,
+    /// Message property `cluster-id`.
+    pub cluster_id: Option<String>,
+}
+
+impl Default for RabbitMqConfig {
+    fn default() -> Self {
+        RabbitMqConfig {
+            keycloak_authentication: false,
+            tls: false,
+            tls_ca_cert: None,
+            reconnect_delay: 10,
+            queue_max_size: 5000,
+            host: "localhost".into(),
+            port: 5672,
+            virtual_host: "/".into(),
+            channel_max: 65535,
+            frame_max: 131_072,
+            heartbeat: None,
+            connection_attempts: 1,
+            retry_delay: 2,
+            connection_timeout: 30,
+            socket_timeout: 10,
+            stack_timeout: 15,
+            locale: "en_US".into(),
+            blocked_connection_timeout: None,
+            content_type: None,
+            content_encoding: None,
+            headers: None,
+            delivery_mode: None,
+            priority: None,
+            correlation_id: None,
+            reply_to: None,
+            message_expiration: None,
+            message_id: None,
+            timestamp: None,
+            message_type: None,
+            user_id: None,
+            app_id: None,
+            cluster_id: None,
+        }
+    }
+}
+
+/// `servers.keycloak`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[serde(default)]
+pub struct KeycloakConfig {
+    /// Keycloak host name.
+    #[validate(length(min = 1, message = "must not be empty"))]
+    pub host: String,
+    /// Keycloak port (always written into the URL).
+    #[validate(range(min = 1, max = 65535, message = "must be a port between 1 and 65535"))]
+    pub port: u32,
+    /// Realm name.
+    #[validate(length(min = 1, message = "must not be empty"))]
+    pub realm: String,
+    /// HTTPS when true. `None` (not written) follows `nost_tools`' host-name
+    /// rule: plain HTTP only for hosts containing `localhost`/`127.0.0.1`.
+    pub tls: Option<bool>,
+    /// CA bundle (PEM) trusted for the HTTPS connection to Keycloak.
+    pub tls_ca_cert: Option<String>,
+    /// Seconds between token renewals (never later than 80% of a token's life).
+    #[validate(range(min = 1, message = "must be at least 1 second"))]
+    pub token_refresh_interval: u64,
+}
+
+impl Default for KeycloakConfig {
+    fn default() -> Self {
+        KeycloakConfig {
+            host: "localhost".into(),
+            port: 8080,
+            realm: "master".into(),
+            tls: None,
+            tls_ca_cert: None,
+            token_refresh_interval: 240,
+        }
+    }
+}
+
+impl KeycloakConfig {
+    /// Whether the token endpoint is HTTPS.
+    ///
+    /// An explicit `tls` wins. When `tls` is not written we follow
+    /// `nost_tools` 3.6.0, which ignores `tls` and uses HTTP only when the host
+    /// contains `localhost` or `127.0.0.1`.
+    pub fn uses_https(&self) -> bool {
+        match self.tls {
+            Some(tls) => tls,
+            None => !(self.host.contains("localhost") || self.host.contains("127.0.0.1")),
+        }
+    }
+
+    /// `{scheme}://{host}:{port}/realms/{realm}/protocol/openid-connect/token`.
+    pub fn token_url(&self) -> String {
+        let scheme = if self.uses_https() { "https" } else { "http" };
+        let host = if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!(
+            "{scheme}://{host}:{}/realms/{}/protocol/openid-connect/token",
+            self.port,
+            encode_path_segment(&self.realm)
+        )
+    }
+}
+
+fn encode_path_segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `execution`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[serde(default)]
+pub struct Execution {
+    /// Shared settings; absent in many files (we then use its defaults
+    /// instead of crashing as `nost_tools` does).
+    #[validate(nested)]
+    pub general: Option<GeneralConfig>,
+    /// The manager's test plan.
+    #[validate(nested)]
+    pub manager: Option<ManagerConfig>,
+    /// Per managed application (by name, with an optional `default`).
+    /// Validated entry by entry by the loader.
+    pub managed_applications: BTreeMap<String, ManagedApplicationConfig>,
+    /// Per unmanaged application (by name). Validated entry by entry by the loader.
+    pub applications: BTreeMap<String, ApplicationConfig>,
+    /// The logger application.
+    #[validate(nested)]
+    pub logger_application: Option<LoggerApplicationConfig>,
+}
+
+impl Default for Execution {
+    fn default() -> Self {
+        Execution {
+            general: None,
+            manager: None,
+            managed_applications: BTreeMap::from([(
+                "default".to_owned(),
+                ManagedApplicationConfig::default(),
+            )]),
+            applications: BTreeMap::from([("default".to_owned(), ApplicationConfig::default())]),
+            logger_application: None,
+        }
+    }
+}
+
+impl Execution {
+    /// `execution.general`, or its defaults when the section is absent.
+    pub fn general_or_default(&self) -> GeneralConfig {
+        self.general.clone().unwrap_or_default()
+    }
+
+    /// Settings of managed application `name`: its own entry, else `default`,
+    /// else the schema defaults (where `nost_tools` crashes).
+    pub fn managed_application(&self, name: &str) -> ManagedApplicationConfig {
+        self.managed_applications
+            .get(name)
+            .or_else(|| self.managed_applications.get("default"))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// `execution.general`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[serde(default)]
+pub struct GeneralConfig {
+    /// Conventional run prefix (the library takes the prefix at start-up).
+    #[validate(length(min = 1, message = "must not be empty"))]
+    pub prefix: String,
+    /// NTP refresh period, seconds.
+    #[validate(range(min = 1, message = "must be at least 1 second"))]
+    pub wallclock_offset_refresh_interval: u64,
+    /// NTP server.
+    pub ntp_host: String,
+    /// Default `tolerance` of resume requests.
+    pub resume_tolerance: NostDuration,
+}
+
+impl Default for GeneralConfig {
+    fn default() -> Self {
+        GeneralConfig {
+            prefix: "nost".into(),
+            wallclock_offset_refresh_interval: 10_800,
+            ntp_host: "pool.ntp.org".into(),
+            resume_tolerance: NostDuration::seconds(12 * 3600),
+        }
+    }
+}
+
+/// Logging fields shared by the manager and application sections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[serde(default)]
+pub struct LoggingConfig {
+    /// Write a rotating log file.
+    pub enable_file_logging: bool,
+    /// Directory of the log file.
+    pub log_dir: String,
+    /// File name; `None`: `<APP>_<YYYYmmdd_HHMMSS>.log`.
+    pub log_filename: Option<String>,
+    /// `DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`.
+    pub log_level: String,
+    /// Rotate after this many bytes.
+    #[validate(range(min = 1, message = "must be at least 1 byte"))]
+    pub max_bytes: u64,
+    /// Rotated files kept.
+    pub backup_count: u32,
+    /// Python logging format (kept for compatibility).
+    pub log_format: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            enable_file_logging: false,
+            log_dir: "logs".into(),
+            log_filename: None,
+            log_level: "INFO".into(),
+            max_bytes: 10_485_760,
+            backup_count: 5,
+            log_format: "%(asctime)s [%(levelname)s] %(name)s: %(message)s".into(),
+        }
+    }
+}
+
+/// `execution.manager`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[serde(default)]
+pub struct ManagerConfig {
+    /// Scenario start (needed to run a test plan).
+    #[serde(default, deserialize_with = "crate::time::deserialize_opt")]
+    pub sim_start_time: Option<DateTime<Utc>>,
+    /// Scenario end (needed to run a test plan).
+    #[serde(default, deserialize_with = "crate::time::deserialize_opt")]
+    pub sim_stop_time: Option<DateTime<Utc>>,
+    /// Wallclock start; `None`: now + `command_lead`.
+    #[serde(default, deserialize_with = "crate::time::deserialize_opt")]
+    pub start_time: Option<DateTime<Utc>>,
+    /// The manager's simulator step (scenario time after scaling).
+    pub time_step: NostDuration,
+    /// Scenario seconds per wallclock second.
+    #[validate(range(exclusive_min = 0.0, message = "must be greater than 0"))]
+    pub time_scale_factor: f64,
+    /// Period of `status.time`; `None`: no time status.
+    pub time_status_step: Option<NostDuration>,
+    /// Scenario time of the first time status; `None`: scenario start.
+    #[serde(default, deserialize_with = "crate::time::deserialize_opt")]
+    pub time_status_init: Option<DateTime<Utc>>,
+    /// How far ahead of an action its command is sent.
+    pub command_lead: NostDuration,
+    /// Apps that must report ready.
+    pub required_apps: Vec<String>,
+    /// Seconds to wait after each init.
+    pub init_retry_delay_s: u64,
+    /// Maximum number of inits.
+    #[validate(range(min = 1, message = "must be at least 1"))]
+    pub init_max_retry: u32,
+    /// Run NTP clock correction.
+    pub set_offset: bool,
+    /// Shut down on TERMINATED.
+    pub shut_down_when_terminated: bool,
+    /// False: `time_step` was written in wallclock time and has been scaled.
+    pub is_scenario_time_step: bool,
+    /// False: `time_status_step` was written in wallclock time and has been scaled.
+    pub is_scenario_time_status_step: bool,
+    /// Logging fields.
+    #[serde(flatten)]
+    #[validate(nested)]
+    pub logging: LoggingConfig,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        ManagerConfig {
+            sim_start_time: None,
+            sim_stop_time: None,
+            start_time: None,
+            time_step: NostDuration::seconds(1),
+            time_scale_factor: 1.0,
+            time_status_step: None,
+            time_status_init: None,
+            command_lead: NostDuration::ZERO,
+            required_apps: Vec::new(),
+            init_retry_delay_s: 5,
+            init_max_retry: 5,
+            set_offset: true,
+            shut_down_when_terminated: false,
+            is_scenario_time_step: true,
+            is_scenario_time_status_step: true,
+            logging: LoggingConfig::default(),
+        }
+    }
+}
+
+/// `execution.managed_applications.<APP>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[serde(default)]
+pub struct ManagedApplicationConfig {
+    /// Used only to scale the `is_scenario_*` steps.
+    #[validate(range(exclusive_min = 0.0, message = "must be greater than 0"))]
+    pub time_scale_factor: f64,
+    /// The app's simulator step.
+    pub time_step: NostDuration,
+    /// Run NTP clock correction.
+    pub set_offset: bool,
+    /// Period of `status.time`; `None`: no time status.
+    pub time_status_step: Option<NostDuration>,
+    /// Scenario time of the first time status.
+    #[serde(default, deserialize_with = "crate::time::deserialize_opt")]
+    pub time_status_init: Option<DateTime<Utc>>,
+    /// Shut down on TERMINATED.
+    pub shut_down_when_terminated: bool,
+    /// Name of the manager whose commands are followed.
+    #[validate(length(min = 1, message = "must not be empty"))]
+    pub manager_app_name: String,
+    /// False: `time_step` was written in wallclock time and has been scaled.
+    pub is_scenario_time_step: bool,
+    /// False: `time_status_step` was written in wallclock time and has been scaled.
+    pub is_scenario_time_status_step: bool,
+    /// Free-form app parameters, passed through unchanged.
+    pub configuration_parameters: Option<serde_json::Value>,
+    /// Logging fields.
+    #[serde(flatten)]
+    #[validate(nested)]
+    pub logging: LoggingConfig,
+}
+
+impl Default for ManagedApplicationConfig {
+    fn default() -> Self {
+        ManagedApplicationConfig {
+            time_scale_factor: 1.0,
+            time_step: NostDuration::seconds(1),
+            set_offset: true,
+            time_status_step: None,
+            time_status_init: None,
+            shut_down_when_terminated: false,
+            manager_app_name: "manager".into(),
+            is_scenario_time_step: true,
+            is_scenario_time_status_step: true,
+            configuration_parameters: None,
+            logging: LoggingConfig::default(),
+        }
+    }
+}
+
+/// `execution.applications.<APP>` (unmanaged applications).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[serde(default)]
+pub struct ApplicationConfig {
+    /// Run NTP clock correction.
+    pub set_offset: bool,
+    /// Unused by the library (kept for compatibility).
+    pub time_scale_factor: f64,
+    /// Unused by the library (kept for compatibility).
+    pub time_step: NostDuration,
+    /// Period of `status.time`.
+    pub time_status_step: Option<NostDuration>,
+    /// Scenario time of the first time status; `None`: the scenario start
+    /// (`nost_tools` uses its import time here, a naive local time).
+    #[serde(default, deserialize_with = "crate::time::deserialize_opt")]
+    pub time_status_init: Option<DateTime<Utc>>,
+    /// Shut down on TERMINATED.
+    pub shut_down_when_terminated: bool,
+    /// Name of the manager.
+    pub manager_app_name: String,
+    /// Free-form app parameters, passed through unchanged.
+    pub configuration_parameters: Option<serde_json::Value>,
+    /// Logging fields.
+    #[serde(flatten)]
+    #[validate(nested)]
+    pub logging: LoggingConfig,
+}
+
+impl Default for ApplicationConfig {
+    fn default() -> Self {
+        ApplicationConfig {
+            set_offset: true,
+            time_scale_factor: 1.0,
+            time_step: NostDuration::seconds(1),
+            time_status_step: Some(NostDuration::seconds(10)),
+            time_status_init: None,
+            shut_down_when_terminated: false,
+            manager_app_name: "manager".into(),
+            configuration_parameters: None,
+            logging: LoggingConfig::default(),
+        }
+    }
+}
+
+/// `execution.logger_application` (no logging fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[serde(default)]
+pub struct LoggerApplicationConfig {
+    /// Run NTP clock correction.
+    pub set_offset: bool,
+    /// Unused (kept for compatibility).
+    pub time_scale_factor: f64,
+    /// Unused (kept for compatibility).
+    pub time_step: NostDuration,
+    /// Period of `status.time`.
+    pub time_status_step: Option<NostDuration>,
+    /// Scenario time of the first time status.
+    #[serde(default, deserialize_with = "crate::time::deserialize_opt")]
+    pub time_status_init: Option<DateTime<Utc>>,
+    /// Shut down on TERMINATED.
+    pub shut_down_when_terminated: bool,
+    /// Name of the manager.
+    pub manager_app_name: String,
+}
+
+impl Default for LoggerApplicationConfig {
+    fn default() -> Self {
+        LoggerApplicationConfig {
+            set_offset: true,
+            time_scale_factor: 1.0,
+            time_step: NostDuration::seconds(1),
+            time_status_step: Some(NostDuration::seconds(10)),
+            time_status_init: None,
+            shut_down_when_terminated: false,
+            manager_app_name: "manager".into(),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Test support: an OAuth2-enabled RabbitMQ node and a Keycloak emulation.
