@@ -1,2 +1,43 @@
-//! The `nost` command.
-fn main() {}
+//! The `nost` command: thin glue over the nost-rs libraries.
+
+mod cmd;
+mod common;
+
+use clap::{Parser, Subcommand};
+
+const MODES_HELP: &str = "Authentication modes (chosen from the YAML, the .env file and token arguments):
+  basic            servers.rabbitmq.keycloak_authentication: false; USERNAME + PASSWORD
+  service_account  keycloak_authentication: true; CLIENT_ID + CLIENT_SECRET_KEY
+  user_account     keycloak_authentication: true; USERNAME + PASSWORD + CLIENT_ID + CLIENT_SECRET_KEY
+                   (an OTP via --otp or NOST_OTP when the realm asks for one)
+  pre_acquired     keycloak_authentication: true; tokens given with --access-token-file and
+                   --refresh-token-file, CLIENT_ID (+ CLIENT_SECRET_KEY for a confidential client)";
+
+/// Tools for NOS-T applications on RabbitMQ.
+#[derive(Parser, Debug)]
+#[command(name = "nost", version, about, after_help = MODES_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Load and validate a configuration as an application would; print the mode.
+    Check(cmd::check::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    common::init_logging();
+    let result = match cli.command {
+        Command::Check(args) => cmd::check::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! What every command shares: configuration options and logging.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use nost_config::{Config, Credentials, EnvFile, LoadedConfig, Origin, SecretString, Tokens};
+
+/// Options every command accepts to find its configuration.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ConfigArgs {
+    /// NOS-T YAML configuration (default: a local broker, basic auth).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// .env file with USERNAME/PASSWORD/CLIENT_ID/CLIENT_SECRET_KEY
+    /// (default: the first .env from the current directory upwards).
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// File holding a pre-acquired access token (pre_acquired mode).
+    #[arg(long, value_name = "FILE", requires = "refresh_token_file")]
+    pub access_token_file: Option<PathBuf>,
+    /// File holding the matching refresh token.
+    #[arg(long, value_name = "FILE", requires = "access_token_file")]
+    pub refresh_token_file: Option<PathBuf>,
+}
+
+/// Everything a command needs to connect.
+pub struct Resolved {
+    pub loaded: LoadedConfig,
+    pub credentials: Credentials,
+    pub tokens: Tokens,
+}
+
+impl ConfigArgs {
+    pub fn resolve(&self) -> anyhow::Result<Resolved> {
+        let loaded = match &self.config {
+            Some(p) => nost_config::load_file(p)?,
+            None => LoadedConfig {
+                config: Config::default(),
+                warnings: Vec::new(),
+                origin: Origin::Program,
+            },
+        };
+        let env = match &self.env_file {
+            Some(p) => EnvFile::Path(p.clone()),
+            None => EnvFile::Discover,
+        };
+        let mut credentials = Credentials::from_env(&env)?;
+        if self.config.is_none() && credentials.username.is_none() && credentials.password.is_none()
+        {
+            // The default local broker's account, as `nost demo` promises.
+            let found = std::mem::take(&mut credentials);
+            credentials = Credentials {
+                client_id: found.client_id,
+                client_secret: found.client_secret,
+                ..Credentials::basic("guest", "guest")
+            };
+        }
+        let read = |p: &PathBuf| -> anyhow::Result<SecretString> {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read token file {}", p.display()))?;
+            Ok(SecretString::from(text.trim().to_owned()))
+        };
+        let tokens = Tokens {
+            access_token: self.access_token_file.as_ref().map(read).transpose()?,
+            refresh_token: self.refresh_token_file.as_ref().map(read).transpose()?,
+        };
+        Ok(Resolved {
+            loaded,
+            credentials,
+            tokens,
+        })
+    }
+}
+
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NOST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
