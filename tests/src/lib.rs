@@ -1,1 +1,123 @@
-//! Shared helpers for the workspace-level integration tests.
+//! Shared helpers for the workspace-level integration tests: a TCP proxy that
+//! can cut the network, and `rabbitmqctl` for the default broker.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// A loopback TCP proxy in front of a broker whose link can be cut and restored.
+pub struct Proxy {
+    addr: SocketAddr,
+    blocked: Arc<AtomicBool>,
+    links: Arc<Mutex<CancellationToken>>,
+    stop: CancellationToken,
+}
+
+impl Proxy {
+    /// Listen on a free loopback port and forward to `target`.
+    pub async fn start(target: SocketAddr) -> std::io::Result<Proxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let blocked = Arc::new(AtomicBool::new(false));
+        let links = Arc::new(Mutex::new(CancellationToken::new()));
+        let stop = CancellationToken::new();
+        let (b, l, s) = (blocked.clone(), links.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = s.cancelled() => return,
+                    a = listener.accept() => a,
+                };
+                let Ok((mut inbound, _)) = accepted else {
+                    continue;
+                };
+                if b.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let cut = l.lock().await.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = cut.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    }
+                });
+            }
+        });
+        Ok(Proxy {
+            addr,
+            blocked,
+            links,
+            stop,
+        })
+    }
+
+    /// The port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Drop every open link and refuse new ones (a network outage).
+    pub async fn cut(&self) {
+        self.blocked.store(true, Ordering::SeqCst);
+        let mut l = self.links.lock().await;
+        l.cancel();
+        *l = CancellationToken::new();
+    }
+
+    /// Accept links again.
+    pub fn restore(&self) {
+        self.blocked.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Run `rabbitmqctl` against the default node and return stdout.
+pub fn rabbitmqctl(args: &[&str]) -> String {
+    match Command::new("rabbitmqctl").args(args).output() {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => panic!("rabbitmqctl {args:?} could not run: {e}"),
+    }
+}
+
+/// Close every connection of the default node whose client-provided name
+/// is `name`; returns how many were closed.
+pub fn close_connections_named(name: &str) -> usize {
+    let out = rabbitmqctl(&[
+        "list_connections",
+        "-q",
+        "--no-table-headers",
+        "pid",
+        "client_properties",
+    ]);
+    let mut n = 0;
+    for line in out.lines().filter(|l| l.contains(name)) {
+        if let Some(pid) = line.split_whitespace().next() {
+            rabbitmqctl(&["close_connection", pid, "test: forced close"]);
+            n += 1;
+        }
+    }
+    n
+}
+
+/// A name unique to this test run.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}{}x{nanos}", std::process::id())
+}

@@ -1,5 +1,46 @@
 //! RabbitMQ connections for NOS-T applications.
 //!
-//! The only crate that touches `lapin`: it turns configuration and tokens into
-//! live connections, pushes renewed tokens with `connection.update-secret`,
-//! reconnects after failures and buffers what could not be sent.
+//! The only crate that touches `lapin`. A [`Session`] is one connection and
+//! one channel (as `nost_tools` uses) that:
+//!
+//! - logs in with PLAIN username/password (basic mode) or with the current
+//!   access token as password and an empty username (Keycloak modes), and
+//!   pushes every renewed token with `connection.update-secret`;
+//! - verifies TLS always, against `tls_ca_cert` only when it is set, else
+//!   the system trust store, with host-name verification;
+//! - reconnects after any unexpected loss with backoff starting at
+//!   `reconnect_delay`, with the newest token, re-declaring exchanges and
+//!   queues, re-binding and restoring consumers;
+//! - publishes with publisher confirms through an ordered buffer of at most
+//!   `queue_max_size` messages. Delivery is **at-least-once**: unconfirmed
+//!   messages are re-sent after a reconnect, so consumers may see duplicates.
+//!
+//! It knows nothing of NOS-T topics or Keycloak: `nost-app` composes those.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), nost_amqp::AmqpError> {
+//! use nost_amqp::{ConnectSettings, ExchangeSpec, Login, Outgoing, Session};
+//! use nost_config::{RabbitMqConfig, SecretString};
+//!
+//! let login = Login::Password { username: "guest".into(), password: SecretString::from("guest") };
+//! let session = Session::connect(ConnectSettings::new(RabbitMqConfig::default(), login)).await?;
+//! session.declare_exchange(ExchangeSpec::nost("demo")).await?;
+//! session
+//!     .publish(Outgoing { exchange: "demo".into(), routing_key: "demo.app.hello".into(), body: b"{}".to_vec() })
+//!     .await?;
+//! session.shutdown(std::time::Duration::from_secs(5)).await;
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod message;
+mod outbox;
+mod session;
+mod settings;
+mod token;
+
+pub use error::AmqpError;
+pub use message::{Delivery, MessageProperties, Outgoing};
+pub use session::{Session, SessionEvent, Subscription};
+pub use settings::{BindingSpec, ConnectSettings, ExchangeSpec, Login, QueueSpec};
+pub use token::TokenSource;

@@ -1,0 +1,244 @@
+//! Turning `servers.rabbitmq` plus credentials into what lapin needs.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use lapin::types::FieldTable;
+use lapin::uri::{
+    AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo, SASLMechanism,
+};
+use nost_config::{ExposeSecret, RabbitMqConfig, SecretString};
+
+use crate::error::AmqpError;
+use crate::token::TokenSource;
+
+/// How the connection logs in.
+#[derive(Clone)]
+pub enum Login {
+    /// PLAIN username/password (basic mode).
+    Password {
+        /// `USERNAME`.
+        username: String,
+        /// `PASSWORD`.
+        password: SecretString,
+    },
+    /// The access token as password, username empty as `nost_tools` sends it;
+    /// every renewed token is pushed with `connection.update-secret`.
+    Token(Arc<dyn TokenSource>),
+}
+
+impl fmt::Debug for Login {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Login::Password { username, .. } => f
+                .debug_struct("Password")
+                .field("username", username)
+                .field("password", &"[REDACTED]")
+                .finish(),
+            Login::Token(_) => f.write_str("Token([REDACTED])"),
+        }
+    }
+}
+
+/// Everything needed to open (and re-open) a connection.
+#[derive(Debug, Clone)]
+pub struct ConnectSettings {
+    /// `servers.rabbitmq`.
+    pub rabbitmq: RabbitMqConfig,
+    /// How to log in.
+    pub login: Login,
+    /// Shown in the RabbitMQ management UI.
+    pub connection_name: String,
+}
+
+impl ConnectSettings {
+    /// Settings from the configuration section and a login.
+    pub fn new(rabbitmq: RabbitMqConfig, login: Login) -> Self {
+        ConnectSettings {
+            rabbitmq,
+            login,
+            connection_name: "nost-rs".into(),
+        }
+    }
+
+    /// `host:port`, for messages.
+    pub fn endpoint(&self) -> String {
+        format!("{}:{}", self.rabbitmq.host, self.rabbitmq.port)
+    }
+
+    /// `amqp(s)://host:port/<vhost percent-encoded>`, without credentials.
+    pub fn display_url(&self) -> String {
+        let scheme = if self.rabbitmq.tls { "amqps" } else { "amqp" };
+        format!(
+            "{scheme}://{}/{}",
+            self.endpoint(),
+            percent_encode(&self.rabbitmq.virtual_host)
+        )
+    }
+
+    pub(crate) fn uses_token(&self) -> bool {
+        matches!(self.login, Login::Token(_))
+    }
+
+    pub(crate) fn connection_timeout(&self) -> Duration {
+        Duration::from_secs(self.rabbitmq.connection_timeout.max(1))
+    }
+
+    pub(crate) fn reconnect_delay(&self) -> Duration {
+        Duration::from_secs(self.rabbitmq.reconnect_delay.max(1))
+    }
+
+    /// The URI lapin connects with (the virtual host is given raw, so no
+    /// escaping problems with `/`).
+    pub(crate) fn uri(&self, password: &SecretString) -> Result<AMQPUri, AmqpError> {
+        let r = &self.rabbitmq;
+        let port = u16::try_from(r.port)
+            .map_err(|_| AmqpError::Other(format!("invalid port {}", r.port)))?;
+        let username = match &self.login {
+            Login::Password { username, .. } => username.clone(),
+            Login::Token(_) => String::new(),
+        };
+        Ok(AMQPUri {
+            scheme: if r.tls {
+                AMQPScheme::AMQPS
+            } else {
+                AMQPScheme::AMQP
+            },
+            authority: AMQPAuthority {
+                userinfo: AMQPUserInfo {
+                    username,
+                    password: password.expose_secret().to_owned(),
+                },
+                host: r.host.clone(),
+                port,
+            },
+            vhost: r.virtual_host.clone(),
+            query: AMQPQueryString {
+                frame_max: Some(r.frame_max),
+                channel_max: Some(u16::try_from(r.channel_max).unwrap_or(u16::MAX)),
+                heartbeat: r.heartbeat,
+                connection_timeout: Some(self.connection_timeout().as_millis() as u64),
+                auth_mechanism: Some(SASLMechanism::Plain),
+            },
+        })
+    }
+
+    pub(crate) fn properties(&self) -> lapin::ConnectionProperties {
+        lapin::ConnectionProperties::default()
+            .with_locale(self.rabbitmq.locale.as_str().into())
+            .with_connection_name(self.connection_name.as_str().into())
+            .with_client_property("product".into(), "nost-rs".into())
+    }
+
+    /// The trust anchors: only `tls_ca_cert` when set, else the system store.
+    pub(crate) fn tls_config(&self) -> Result<lapin::tcp::OwnedTLSConfig, AmqpError> {
+        if !self.rabbitmq.tls {
+            return Ok(lapin::tcp::OwnedTLSConfig::default());
+        }
+        let pem = match &self.rabbitmq.tls_ca_cert {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| AmqpError::Tls {
+                endpoint: self.endpoint(),
+                reason: format!("cannot read servers.rabbitmq.tls_ca_cert {path}: {e}"),
+            })?,
+            None => system_roots_pem(),
+        };
+        Ok(lapin::tcp::OwnedTLSConfig {
+            identity: None,
+            cert_chain: Some(pem),
+        })
+    }
+}
+
+fn system_roots_pem() -> String {
+    let found = rustls_native_certs::load_native_certs();
+    let mut pem = String::new();
+    for cert in found.certs {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for chunk in b64.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    pem
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Flags of an exchange declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeSpec {
+    /// Exchange name.
+    pub name: String,
+    /// `topic`, `direct`, `fanout` or `headers`.
+    pub kind: String,
+    /// Survives a broker restart.
+    pub durable: bool,
+    /// Deleted when its last binding goes.
+    pub auto_delete: bool,
+}
+
+impl ExchangeSpec {
+    /// The NOS-T exchange for a prefix: topic, durable, auto-delete.
+    pub fn nost(prefix: &str) -> Self {
+        ExchangeSpec {
+            name: prefix.to_owned(),
+            kind: "topic".into(),
+            durable: true,
+            auto_delete: true,
+        }
+    }
+}
+
+/// Flags of a queue declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// Queue name.
+    pub name: String,
+    /// Survives a broker restart.
+    pub durable: bool,
+    /// Deleted when its last consumer goes.
+    pub auto_delete: bool,
+    /// Only this connection may use it.
+    pub exclusive: bool,
+}
+
+impl QueueSpec {
+    /// A NOS-T subscription queue: durable, not auto-delete, not exclusive.
+    pub fn nost(name: &str) -> Self {
+        QueueSpec {
+            name: name.to_owned(),
+            durable: true,
+            auto_delete: false,
+            exclusive: false,
+        }
+    }
+}
+
+/// A queue bound to an exchange with a binding key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingSpec {
+    /// Queue name.
+    pub queue: String,
+    /// Exchange name.
+    pub exchange: String,
+    /// Binding key (may hold `*`/`#`).
+    pub key: String,
+}
+
+pub(crate) fn no_args() -> FieldTable {
+    FieldTable::default()
+}
