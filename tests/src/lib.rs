@@ -121,3 +121,39 @@ pub fn unique(prefix: &str) -> String {
         .unwrap_or(0);
     format!("{prefix}{}x{nanos}", std::process::id())
 }
+
+/// The Python interpreter of a virtual environment with `nost-tools==3.6.0`
+/// from PyPI, created once under `target/interop-venv` (or taken from
+/// `NOST_TEST_PYTHON`). Panics with what to install when it cannot be made.
+pub fn python_with_nost_tools() -> std::path::PathBuf {
+    static PY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PY.get_or_init(|| {
+        if let Ok(p) = std::env::var("NOST_TEST_PYTHON") {
+            return p.into();
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/interop-venv");
+        let python = root.join("bin/python");
+        let marker = root.join(".nost-tools-3.6.0");
+        if marker.exists() {
+            return python;
+        }
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+            assert!(
+                out.status.success(),
+                "{cmd:?} failed (is python3-venv installed and PyPI reachable?):\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(Command::new("python3").args(["-m", "venv"]).arg(&root));
+        run(Command::new(&python).args(["-m", "pip", "install", "-q", "nost-tools==3.6.0"]));
+        let _ = std::fs::write(&marker, "");
+        python
+    })
+    .clone()
+}
+
+/// The directory of the Python peer scripts.
+pub fn interop_scripts() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interop")
+}
