@@ -1,0 +1,366 @@
+//! `Application`: start-up, publishing, subscriptions and shutdown.
+
+pub(crate) mod auth_link;
+pub mod error;
+pub mod options;
+pub mod routing;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nost_amqp::{BindingSpec, ConnectSettings, ExchangeSpec, Outgoing, QueueSpec, Session};
+use nost_auth::TokenManager;
+use nost_config::{AuthMode, Config, Credentials, ModeKind, Tokens};
+use tokio_util::sync::CancellationToken;
+
+use error::{AppError, HandlerError};
+use options::StartOptions;
+use routing::{check_name, queue_name, routing_key};
+
+/// How long shutdown waits for queued messages to be confirmed.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+
+/// A message received by a callback.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// `PREFIX.APP.TOPIC` of the message.
+    pub routing_key: String,
+    /// The body (UTF-8 JSON for NOS-T messages).
+    pub body: Vec<u8>,
+}
+
+impl Message {
+    /// The sending app: the second segment of the routing key.
+    pub fn sender(&self) -> &str {
+        routing::sender_app(&self.routing_key).unwrap_or_default()
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> Result<&str, HandlerError> {
+        Ok(std::str::from_utf8(&self.body)?)
+    }
+
+    /// Parse the body as JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, HandlerError> {
+        Ok(serde_json::from_slice(&self.body)?)
+    }
+}
+
+type BoxFut = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
+type Handler = Arc<dyn Fn(Message) -> BoxFut + Send + Sync>;
+
+struct Inner {
+    name: String,
+    prefix: String,
+    config: Config,
+    mode: ModeKind,
+    session: Session,
+    tokens: Option<TokenManager>,
+    handlers: Mutex<HashMap<String, Vec<Handler>>>,
+    queues: Mutex<Vec<String>>,
+    subscribe_lock: tokio::sync::Mutex<()>,
+    closing: CancellationToken,
+    closed: tokio::sync::OnceCell<()>,
+}
+
+/// A NOS-T application connected under one prefix.
+///
+/// Cheap to clone; all clones are the same application.
+#[derive(Clone)]
+pub struct Application {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("name", &self.inner.name)
+            .field("prefix", &self.inner.prefix)
+            .field("mode", &self.inner.mode)
+            .field("session", &self.inner.session)
+            .finish()
+    }
+}
+
+impl Application {
+    /// Detect the authentication mode, obtain tokens (Keycloak modes),
+    /// connect to RabbitMQ and declare the prefix exchange (topic, durable,
+    /// auto-delete, as every NOS-T peer does).
+    ///
+    /// Fails before any network I/O when the mode is invalid (e.g. an access
+    /// token without a refresh token), and with a clear error, not a hang,
+    /// when Keycloak or the broker cannot be reached within
+    /// `connection_timeout`.
+    pub async fn start_up(
+        name: &str,
+        prefix: &str,
+        config: &Config,
+        options: StartOptions,
+    ) -> Result<Application, AppError> {
+        check_name("application name", name)?;
+        check_name("prefix", prefix)?;
+        config.validate_all()?;
+        let credentials = match &options.credentials {
+            Some(c) => c.clone(),
+            None => Credentials::from_env(&options.env_file)?,
+        };
+        let tokens = Tokens {
+            access_token: options.access_token.clone(),
+            refresh_token: options.refresh_token.clone(),
+        };
+        let mode = AuthMode::detect(
+            config.servers.rabbitmq.keycloak_authentication,
+            &credentials,
+            &tokens,
+        )?;
+        let (login, token_manager) = auth_link::login(&mode, config, &options).await?;
+        let mut settings = ConnectSettings::new(config.servers.rabbitmq.clone(), login);
+        settings.connection_name = options
+            .connection_name
+            .clone()
+            .unwrap_or_else(|| format!("nost-rs {prefix}.{name}"));
+        let session = match Session::connect(settings).await {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(t) = &token_manager {
+                    t.shutdown().await;
+                }
+                return Err(e.into());
+            }
+        };
+        session.declare_exchange(ExchangeSpec::nost(prefix)).await?;
+        tracing::info!(target: "nost_app", app = name, prefix, mode = %mode.kind(), url = %session.url(), "application started");
+        let app = Application {
+            inner: Arc::new(Inner {
+                name: name.to_owned(),
+                prefix: prefix.to_owned(),
+                config: config.clone(),
+                mode: mode.kind(),
+                session,
+                tokens: token_manager,
+                handlers: Mutex::new(HashMap::new()),
+                queues: Mutex::new(Vec::new()),
+                subscribe_lock: tokio::sync::Mutex::new(()),
+                closing: CancellationToken::new(),
+                closed: tokio::sync::OnceCell::new(),
+            }),
+        };
+        if options.handle_signals {
+            app.shut_down_on_signals();
+        }
+        Ok(app)
+    }
+
+    /// The application's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The run prefix.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The configuration it was started with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The detected authentication mode.
+    pub fn auth_mode(&self) -> ModeKind {
+        self.inner.mode
+    }
+
+    /// The AMQP session (events, pending counts).
+    pub fn session(&self) -> &Session {
+        &self.inner.session
+    }
+
+    /// The token manager in Keycloak modes.
+    pub fn token_manager(&self) -> Option<&TokenManager> {
+        self.inner.tokens.as_ref()
+    }
+
+    /// A token that is cancelled when shutdown begins.
+    pub fn closing(&self) -> CancellationToken {
+        self.inner.closing.clone()
+    }
+
+    /// Publish `payload` on `PREFIX.<own name>.<topic>`.
+    pub async fn send_message(&self, topic: &str, payload: &str) -> Result<(), AppError> {
+        let name = self.inner.name.clone();
+        self.send_message_as(&name, &[topic], payload).await
+    }
+
+    /// Publish `payload` on `PREFIX.<app>.<topic>` for each topic, as
+    /// `nost_tools`' `send_message(app_name, app_topics, payload)`.
+    pub async fn send_message_as(
+        &self,
+        app: &str,
+        topics: &[&str],
+        payload: &str,
+    ) -> Result<(), AppError> {
+        if self.inner.closed.initialized() {
+            return Err(AppError::ShutDown);
+        }
+        for topic in topics {
+            self.inner
+                .session
+                .publish(Outgoing {
+                    exchange: self.inner.prefix.clone(),
+                    routing_key: routing_key(&self.inner.prefix, app, topic),
+                    body: payload.as_bytes().to_vec(),
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Serialize `value` as compact JSON and publish it on `topic`.
+    pub async fn send_json<T: serde::Serialize>(
+        &self,
+        topic: &str,
+        value: &T,
+    ) -> Result<(), AppError> {
+        let body = serde_json::to_string(value).map_err(|e| AppError::Message(e.to_string()))?;
+        self.send_message(topic, &body).await
+    }
+
+    /// Call `handler` for messages on `PREFIX.<app>.<topic>`; `app` and
+    /// `topic` may hold AMQP wildcards (`*` one word, `#` any words).
+    ///
+    /// The queue is named as `nost_tools` names it (`…star…`/`…hash…` plus
+    /// `.<own name>`). A handler error rejects the message without requeue
+    /// (logged), so a malformed message cannot loop. Handlers of one queue
+    /// run one message at a time, off the connection's I/O.
+    pub async fn add_message_callback<F, Fut>(
+        &self,
+        app: &str,
+        topic: &str,
+        handler: F,
+    ) -> Result<(), AppError>
+    where
+        F: Fn(Message) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        let key = routing_key(&self.inner.prefix, app, topic);
+        let handler: Handler = Arc::new(move |m| Box::pin(handler(m)));
+        let _guard = self.inner.subscribe_lock.lock().await;
+        {
+            let mut hs = lock(&self.inner.handlers);
+            if let Some(list) = hs.get_mut(&key) {
+                list.push(handler);
+                return Ok(());
+            }
+        }
+        let queue = queue_name(&key, &self.inner.name);
+        let s = &self.inner.session;
+        s.declare_queue(QueueSpec::nost(&queue)).await?;
+        s.bind_queue(BindingSpec {
+            queue: queue.clone(),
+            exchange: self.inner.prefix.clone(),
+            key: key.clone(),
+        })
+        .await?;
+        let mut sub = s.consume(&queue, 1).await?;
+        lock(&self.inner.handlers).insert(key.clone(), vec![handler]);
+        lock(&self.inner.queues).push(queue.clone());
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            while let Some(d) = sub.recv().await {
+                let handlers = lock(&inner.handlers).get(&key).cloned().unwrap_or_default();
+                let msg = Message {
+                    routing_key: d.routing_key.clone(),
+                    body: d.body.clone(),
+                };
+                let mut failed = None;
+                for h in handlers {
+                    if let Err(e) = h(msg.clone()).await {
+                        failed = Some(e);
+                    }
+                }
+                let res = match failed {
+                    None => d.ack().await,
+                    Some(e) => {
+                        tracing::warn!(target: "nost_app", routing_key = %d.routing_key, error = %e, "message handler failed; message rejected without requeue");
+                        d.reject(false).await
+                    }
+                };
+                if let Err(e) = res {
+                    tracing::debug!(target: "nost_app", error = %e, "ack/reject after a connection loss; the broker redelivers");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Publish `status.ready` (`{"name":…,"properties":{"ready":true}}`).
+    pub async fn ready(&self) -> Result<(), AppError> {
+        let body = serde_json::json!({"name": self.inner.name, "properties": {"ready": true}});
+        self.send_message("status.ready", &body.to_string()).await
+    }
+
+    /// Shut down once: flush queued messages (up to 5 s), remove this
+    /// application's queues (purge, unbind with the binding key, delete),
+    /// close consumers, channel and connection, stop token renewal.
+    pub async fn shut_down(&self) {
+        let inner = self.inner.clone();
+        self.inner
+            .closed
+            .get_or_init(|| async move {
+                inner.closing.cancel();
+                let _ = inner.session.flush(SHUTDOWN_FLUSH).await;
+                let queues: Vec<String> = lock(&inner.queues).drain(..).collect();
+                for q in queues {
+                    if let Err(e) = inner.session.delete_queue(&q).await {
+                        tracing::warn!(target: "nost_app", queue = %q, error = %e, "could not delete queue at shutdown");
+                    }
+                }
+                inner.session.shutdown(SHUTDOWN_FLUSH).await;
+                if let Some(t) = &inner.tokens {
+                    t.shutdown().await;
+                }
+                tracing::info!(target: "nost_app", app = %inner.name, "application shut down");
+            })
+            .await;
+    }
+
+    /// Wait until shutdown has begun.
+    pub async fn closed(&self) {
+        self.inner.closing.cancelled().await;
+    }
+
+    fn shut_down_on_signals(&self) {
+        let app = self.clone();
+        tokio::spawn(async move {
+            let term = async {
+                #[cfg(unix)]
+                {
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(mut s) => {
+                            s.recv().await;
+                        }
+                        Err(_) => std::future::pending::<()>().await,
+                    }
+                }
+                #[cfg(not(unix))]
+                std::future::pending::<()>().await
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term => {}
+                _ = app.closed() => return,
+            }
+            tracing::info!(target: "nost_app", "signal received; shutting down");
+            app.shut_down().await;
+        });
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,311 @@
+//! The handle everyone shares: current token, subscriptions, renewals, shutdown.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nost_config::{AuthMode, KeycloakConfig};
+use secrecy::SecretString;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::error::AuthError;
+use crate::event::AuthEvent;
+use crate::keycloak::{KeycloakSource, PRE_ACQUIRED_HINT};
+use crate::otp::OtpProvider;
+use crate::refresher::{self, Core, Fallback, OTP_HINT, RetryPolicy, State, Waiter, schedule};
+use crate::source::TokenSource;
+use crate::token::{AccessToken, TokenSet};
+
+/// Options for [`TokenManager::start`].
+#[derive(Clone)]
+pub struct AuthOptions {
+    /// A one-time password to send with the first password grant (e.g. from
+    /// [`otp_from_env`](crate::otp_from_env) or a `--otp` flag).
+    pub otp: Option<SecretString>,
+    /// Asked for an OTP when Keycloak's answer at start-up says one is needed
+    /// and none was given (e.g. [`TerminalOtpPrompt`](crate::TerminalOtpPrompt)).
+    /// `None`: such a login fails with [`AuthError::OtpRequired`].
+    pub otp_provider: Option<Arc<dyn OtpProvider>>,
+    /// How failed renewals are retried.
+    pub retry: RetryPolicy,
+    /// Timeout of each HTTP request to Keycloak (default 30 s).
+    pub http_timeout: Duration,
+}
+
+impl Default for AuthOptions {
+    fn default() -> Self {
+        AuthOptions {
+            otp: None,
+            otp_provider: None,
+            retry: RetryPolicy::default(),
+            http_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl fmt::Debug for AuthOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthOptions")
+            .field("otp", &self.otp.as_ref().map(|_| "[REDACTED]"))
+            .field("otp_provider", &self.otp_provider.as_ref().map(|_| ".."))
+            .field("retry", &self.retry)
+            .field("http_timeout", &self.http_timeout)
+            .finish()
+    }
+}
+
+/// How [`TokenManager::start_with_source`] gets its first token.
+#[derive(Debug, Clone)]
+pub enum Login {
+    /// `source.obtain(None)`; renewals fall back to the grant.
+    ServiceAccount,
+    /// `source.obtain(otp)`, prompting through the OTP provider when the
+    /// answer asks for an OTP. Renewals fall back to the grant only when no
+    /// OTP was used.
+    UserAccount,
+    /// Start from these tokens; no fallback grant.
+    PreAcquired {
+        /// The forwarded access token.
+        access_token: SecretString,
+        /// The forwarded refresh token.
+        refresh_token: SecretString,
+    },
+}
+
+/// Owns a Keycloak session and keeps it fresh in a background task.
+///
+/// Cheap to clone: every clone shares the same tokens and the same single
+/// renewal at a time. The task stops on [`shutdown`](Self::shutdown), on a
+/// failure retrying cannot fix, or when the last clone is dropped.
+#[derive(Clone)]
+pub struct TokenManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    core: Arc<Core>,
+    requests: mpsc::Sender<Waiter>,
+    cancel: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
+    _stop_on_drop: DropGuard,
+}
+
+impl fmt::Debug for TokenManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenManager")
+            .field("access_token", &self.access_token())
+            .field("stopped", &self.inner.cancel.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenManager {
+    /// Log in to Keycloak in `mode` and start renewing.
+    ///
+    /// [`AuthMode::Basic`] has no tokens: [`AuthError::NotKeycloak`].
+    pub async fn start(
+        mode: &AuthMode,
+        keycloak: &KeycloakConfig,
+        options: AuthOptions,
+    ) -> Result<Self, AuthError> {
+        let source = KeycloakSource::new(mode, keycloak, options.http_timeout)?;
+        let login = match mode {
+            AuthMode::Basic { .. } => return Err(AuthError::NotKeycloak),
+            AuthMode::ServiceAccount { .. } => Login::ServiceAccount,
+            AuthMode::UserAccount { .. } => Login::UserAccount,
+            AuthMode::PreAcquired {
+                access_token,
+                refresh_token,
+                ..
+            } => Login::PreAcquired {
+                access_token: access_token.clone(),
+                refresh_token: refresh_token.clone(),
+            },
+        };
+        tracing::info!(target: "nost_auth", mode = %mode.kind(), url = source.token_url(), "starting Keycloak session");
+        Self::start_with_source(
+            Arc::new(source),
+            login,
+            Duration::from_secs(keycloak.token_refresh_interval),
+            options,
+        )
+        .await
+    }
+
+    /// Start with any [`TokenSource`] (a test double, another backend),
+    /// renewing every `refresh_interval` at most.
+    pub async fn start_with_source(
+        source: Arc<dyn TokenSource>,
+        login: Login,
+        refresh_interval: Duration,
+        options: AuthOptions,
+    ) -> Result<Self, AuthError> {
+        let (set, fallback, known_expiry_required) = match login {
+            Login::ServiceAccount => (source.obtain(None).await?, Fallback::Grant, false),
+            Login::UserAccount => {
+                let (set, otp_used) = login_user(source.as_ref(), &options).await?;
+                let fallback = if otp_used {
+                    Fallback::Expired(OTP_HINT)
+                } else {
+                    Fallback::Grant
+                };
+                (set, fallback, false)
+            }
+            Login::PreAcquired {
+                access_token,
+                refresh_token,
+            } => (
+                TokenSet::from_access_token(access_token).with_refresh_token(refresh_token),
+                Fallback::Expired(PRE_ACQUIRED_HINT),
+                true,
+            ),
+        };
+        let now = Instant::now();
+        let token = AccessToken::new(set.access_token, set.expires_in.map(|d| now + d));
+        let interval = refresh_interval.max(options.retry.floor);
+        // A forwarded token of unknown age is renewed at once.
+        let first = if known_expiry_required && token.expires_at().is_none() {
+            Duration::ZERO
+        } else {
+            schedule(interval, token.remaining())
+        };
+        tracing::info!(
+            target: "nost_auth",
+            expires_in_s = token.remaining().map(|d| d.as_secs()),
+            first_renewal_s = first.as_secs_f64(),
+            "Keycloak session established"
+        );
+        let (token_tx, _) = watch::channel(token.secret().clone());
+        let (events, _) = broadcast::channel(64);
+        let core = Arc::new(Core {
+            source,
+            fallback,
+            interval,
+            retry: options.retry,
+            token_tx,
+            current: Mutex::new(token),
+            events,
+            terminal: Mutex::new(None),
+        });
+        let state = State {
+            refresh_token: set.refresh_token,
+            refresh_expires_at: set.refresh_expires_in.map(|d| now + d),
+        };
+        let (requests, rx) = mpsc::channel(256);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(refresher::run(
+            core.clone(),
+            state,
+            rx,
+            cancel.clone(),
+            now + first,
+        ));
+        Ok(TokenManager {
+            inner: Arc::new(Inner {
+                core,
+                requests,
+                _stop_on_drop: cancel.clone().drop_guard(),
+                cancel,
+                task: Mutex::new(Some(task)),
+            }),
+        })
+    }
+
+    /// The current access token with its expiry.
+    pub fn access_token(&self) -> AccessToken {
+        self.inner.core.current()
+    }
+
+    /// The current access token.
+    pub fn current_access_token(&self) -> SecretString {
+        self.access_token().secret().clone()
+    }
+
+    /// Every new access token, starting with the current one.
+    pub fn subscribe_tokens(&self) -> watch::Receiver<SecretString> {
+        self.inner.core.token_tx.subscribe()
+    }
+
+    /// The refresher's events from now on.
+    pub fn subscribe_events(&self) -> broadcast::Receiver<AuthEvent> {
+        self.inner.core.events.subscribe()
+    }
+
+    /// Renew now. Concurrent calls (and a scheduled renewal in flight) share
+    /// one request to Keycloak.
+    pub async fn renew_now(&self) -> Result<AccessToken, AuthError> {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.requests.send(tx).await.is_err() {
+            return Err(self.stopped_error());
+        }
+        rx.await.unwrap_or_else(|_| Err(self.stopped_error()))
+    }
+
+    /// The current access token, renewed first when less than `min_remaining`
+    /// of its life is left (or its expiry is unknown and it is older than
+    /// nothing: then it is returned as is).
+    pub async fn fresh_access_token(
+        &self,
+        min_remaining: Duration,
+    ) -> Result<SecretString, AuthError> {
+        let token = self.access_token();
+        match token.remaining() {
+            Some(r) if r < min_remaining => Ok(self.renew_now().await?.secret().clone()),
+            _ => Ok(token.secret().clone()),
+        }
+    }
+
+    /// Why the refresher stopped, if it did on its own.
+    pub fn stopped_by(&self) -> Option<AuthError> {
+        self.inner.core.terminal()
+    }
+
+    /// Stop renewing and wait for the task to end. Idempotent; later
+    /// [`renew_now`](Self::renew_now) calls answer [`AuthError::ShutDown`].
+    pub async fn shutdown(&self) {
+        self.inner.cancel.cancel();
+        let task = self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
+            if let Err(e) = task.await {
+                tracing::warn!(target: "nost_auth", error = %e, "token refresher task ended abnormally");
+            }
+        }
+    }
+
+    fn stopped_error(&self) -> AuthError {
+        if self.inner.cancel.is_cancelled() {
+            return AuthError::ShutDown;
+        }
+        self.inner.core.terminal().unwrap_or(AuthError::ShutDown)
+    }
+}
+
+/// The password grant, prompting for an OTP only when Keycloak asks.
+/// Returns the tokens and whether an OTP was used.
+async fn login_user(
+    source: &dyn TokenSource,
+    options: &AuthOptions,
+) -> Result<(TokenSet, bool), AuthError> {
+    let upfront = options.otp.is_some();
+    match source.obtain(options.otp.clone()).await {
+        Ok(set) => Ok((set, upfront)),
+        Err(AuthError::OtpRequired) if !upfront => {
+            let Some(provider) = &options.otp_provider else {
+                return Err(AuthError::OtpRequired);
+            };
+            tracing::info!(target: "nost_auth", "Keycloak asks for a one-time password");
+            let otp = provider.one_time_password().await?;
+            let set = source.obtain(Some(otp)).await?;
+            Ok((set, true))
+        }
+        Err(e) => Err(e),
+    }
+}
