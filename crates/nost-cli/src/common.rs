@@ -72,6 +72,31 @@ impl ConfigArgs {
     }
 }
 
+impl Resolved {
+    /// Start-up options for an application using these credentials/tokens.
+    pub fn start_options(&self, otp: Option<String>) -> nost_app::StartOptions {
+        let otp = otp.map(SecretString::from).or_else(nost_auth::otp_from_env);
+        let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+        nost_app::StartOptions {
+            credentials: Some(self.credentials.clone()),
+            access_token: self.tokens.access_token.clone(),
+            refresh_token: self.tokens.refresh_token.clone(),
+            otp,
+            otp_provider: interactive.then(|| {
+                std::sync::Arc::new(nost_auth::TerminalOtpPrompt)
+                    as std::sync::Arc<dyn nost_auth::OtpProvider>
+            }),
+            handle_signals: true,
+            ..Default::default()
+        }
+    }
+
+    /// `--prefix`, else `execution.general.prefix`.
+    pub fn prefix(&self, given: Option<String>) -> String {
+        given.unwrap_or_else(|| self.loaded.config.execution.general_or_default().prefix)
+    }
+}
+
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NOST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));

@@ -25,14 +25,29 @@ struct Cli {
 enum Command {
     /// Load and validate a configuration as an application would; print the mode.
     Check(cmd::check::Args),
+    /// Print every message under a prefix as JSON lines (a logger application).
+    Listen(cmd::listen::Args),
+    /// Publish one message as an application.
+    Publish(cmd::publish::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     common::init_logging();
-    let result = match cli.command {
-        Command::Check(args) => cmd::check::run(args),
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(2);
+        }
     };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Check(args) => cmd::check::run(args),
+            Command::Listen(args) => cmd::listen::run(args).await,
+            Command::Publish(args) => cmd::publish::run(args).await,
+        }
+    });
     match result {
         Ok(code) => code,
         Err(e) => {

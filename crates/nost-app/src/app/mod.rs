@@ -247,6 +247,29 @@ impl Application {
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         let key = routing_key(&self.inner.prefix, app, topic);
+        self.subscribe(key, handler).await
+    }
+
+    /// Call `handler` for messages whose routing key matches
+    /// `PREFIX.<pattern>` (e.g. `#` for everything under the prefix).
+    pub async fn add_pattern_callback<F, Fut>(
+        &self,
+        pattern: &str,
+        handler: F,
+    ) -> Result<(), AppError>
+    where
+        F: Fn(Message) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.subscribe(format!("{}.{pattern}", self.inner.prefix), handler)
+            .await
+    }
+
+    async fn subscribe<F, Fut>(&self, key: String, handler: F) -> Result<(), AppError>
+    where
+        F: Fn(Message) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
         let handler: Handler = Arc::new(move |m| Box::pin(handler(m)));
         let _guard = self.inner.subscribe_lock.lock().await;
         {

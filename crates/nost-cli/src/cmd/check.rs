@@ -20,24 +20,34 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let r = args.config.resolve()?;
     let c = &r.loaded.config;
-    let mode = AuthMode::detect(c.servers.rabbitmq.keycloak_authentication, &r.credentials, &r.tokens)?;
+    let mode = AuthMode::detect(
+        c.servers.rabbitmq.keycloak_authentication,
+        &r.credentials,
+        &r.tokens,
+    )?;
     let rmq = &c.servers.rabbitmq;
     let scheme = if rmq.tls { "amqps" } else { "amqp" };
-    let broker = format!("{scheme}://{}:{}/{}", rmq.host, rmq.port, rmq.virtual_host.trim_start_matches('/'));
+    let broker = format!(
+        "{scheme}://{}:{}/{}",
+        rmq.host,
+        rmq.port,
+        rmq.virtual_host.trim_start_matches('/')
+    );
     let token_url = mode
         .uses_keycloak()
         .then(|| c.servers.keycloak.as_ref().map(|k| k.token_url()))
         .flatten();
-    let variables: serde_json::Map<String, serde_json::Value> = [USERNAME, PASSWORD, CLIENT_ID, CLIENT_SECRET_KEY]
-        .iter()
-        .map(|name| {
-            let v = match r.credentials.sources.get(name) {
-                Some(src) => json!({"present": true, "source": src.to_string()}),
-                None => json!({"present": false}),
-            };
-            (name.to_string(), v)
-        })
-        .collect();
+    let variables: serde_json::Map<String, serde_json::Value> =
+        [USERNAME, PASSWORD, CLIENT_ID, CLIENT_SECRET_KEY]
+            .iter()
+            .map(|name| {
+                let v = match r.credentials.sources.get(name) {
+                    Some(src) => json!({"present": true, "source": src.to_string()}),
+                    None => json!({"present": false}),
+                };
+                (name.to_string(), v)
+            })
+            .collect();
     let warnings: Vec<String> = r.loaded.warnings.iter().map(|w| w.to_string()).collect();
     if args.json {
         let out = json!({
@@ -63,7 +73,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             None => println!(".env:          (none found)"),
         }
         for (name, v) in &variables {
-            let src = v.get("source").and_then(|s| s.as_str()).unwrap_or("not set");
+            let src = v
+                .get("source")
+                .and_then(|s| s.as_str())
+                .unwrap_or("not set");
             println!("  {name:<18} {src}");
         }
         for w in &warnings {
