@@ -25,6 +25,8 @@ struct Cli {
 enum Command {
     /// Load and validate a configuration as an application would; print the mode.
     Check(cmd::check::Args),
+    /// Perform the Keycloak grant of the detected mode and show the token's claims.
+    Token(cmd::token::Args),
     /// Print every message under a prefix as JSON lines (a logger application).
     Listen(cmd::listen::Args),
     /// Publish one message as an application.
@@ -44,6 +46,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Check(args) => cmd::check::run(args),
+            Command::Token(args) => cmd::token::run(args).await,
             Command::Listen(args) => cmd::listen::run(args).await,
             Command::Publish(args) => cmd::publish::run(args).await,
         }

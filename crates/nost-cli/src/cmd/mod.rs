@@ -2,3 +2,4 @@
 pub mod check;
 pub mod listen;
 pub mod publish;
+pub mod token;
