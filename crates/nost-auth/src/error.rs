@@ -132,9 +132,7 @@ pub enum AuthError {
         status: u16,
     },
     /// No HTTP answer (connection refused, DNS, timeout, TLS handshake).
-    #[error(
-        "cannot reach Keycloak at {url}: {detail}; check servers.keycloak.host, port and tls"
-    )]
+    #[error("cannot reach Keycloak at {url}: {detail}; check servers.keycloak.host, port and tls")]
     Transport {
         /// The token endpoint.
         url: String,
@@ -310,11 +308,7 @@ pub(crate) fn classify(error: &str, description: &str, status: u16, req: Request
 }
 
 fn printable(s: &str, max: usize) -> String {
-    let mut out: String = s
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(max)
-        .collect();
+    let mut out: String = s.chars().filter(|c| !c.is_control()).take(max).collect();
     if s.chars().count() > max {
         out.push('…');
     }
@@ -334,7 +328,14 @@ mod tests {
 
     #[test]
     fn otp_keywords() {
-        for t in ["Invalid OTP", "TOTP required", "One-Time code", "Two-Factor", "2FA", "MFA needed"] {
+        for t in [
+            "Invalid OTP",
+            "TOTP required",
+            "One-Time code",
+            "Two-Factor",
+            "2FA",
+            "MFA needed",
+        ] {
             assert!(mentions_otp(t), "{t}");
         }
         assert!(!mentions_otp("Invalid user credentials"));
@@ -354,7 +355,10 @@ mod tests {
             classify("invalid_grant", "otp missing", 400, PW),
             AuthError::OtpRequired
         );
-        let sent = Request { otp_sent: true, ..PW };
+        let sent = Request {
+            otp_sent: true,
+            ..PW
+        };
         assert_eq!(
             classify("invalid_grant", "Invalid TOTP", 401, sent),
             AuthError::OtpRejected

@@ -17,9 +17,7 @@ impl ClientAuth {
     pub fn new(id: &str, secret: Option<&SecretString>) -> Self {
         ClientAuth {
             id: id.to_string(),
-            secret: secret
-                .filter(|s| !s.expose_secret().is_empty())
-                .cloned(),
+            secret: secret.filter(|s| !s.expose_secret().is_empty()).cloned(),
         }
     }
 }

@@ -60,7 +60,10 @@ impl KeycloakSource {
             AuthMode::ServiceAccount {
                 client_id,
                 client_secret,
-            } => (ClientAuth::new(client_id, Some(client_secret)), Creds::Service),
+            } => (
+                ClientAuth::new(client_id, Some(client_secret)),
+                Creds::Service,
+            ),
             AuthMode::UserAccount {
                 username,
                 password,
@@ -197,10 +200,7 @@ fn transport_error(url: &str, e: &reqwest::Error) -> AuthError {
         causes.push(s.to_string());
         source = s.source();
     }
-    let detail = causes
-        .last()
-        .cloned()
-        .unwrap_or_else(|| e.to_string());
+    let detail = causes.last().cloned().unwrap_or_else(|| e.to_string());
     let joined = causes.join(": ");
     let lower = joined.to_lowercase();
     if lower.contains("certificate") || lower.contains("unknownissuer") {

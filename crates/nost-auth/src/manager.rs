@@ -245,8 +245,7 @@ impl TokenManager {
     }
 
     /// The current access token, renewed first when less than `min_remaining`
-    /// of its life is left (or its expiry is unknown and it is older than
-    /// nothing: then it is returned as is).
+    /// of its life is left. A token of unknown expiry is returned as is.
     pub async fn fresh_access_token(
         &self,
         min_remaining: Duration,
@@ -273,10 +272,10 @@ impl TokenManager {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        if let Some(task) = task {
-            if let Err(e) = task.await {
-                tracing::warn!(target: "nost_auth", error = %e, "token refresher task ended abnormally");
-            }
+        if let Some(task) = task
+            && let Err(e) = task.await
+        {
+            tracing::warn!(target: "nost_auth", error = %e, "token refresher task ended abnormally");
         }
     }
 
@@ -307,5 +306,80 @@ async fn login_user(
             Ok((set, true))
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::otp::MockOtpProvider;
+    use crate::source::MockTokenSource;
+    use secrecy::ExposeSecret;
+
+    fn tokens(at: &str) -> TokenSet {
+        TokenSet::from_access_token(SecretString::from(at.to_string()))
+            .with_refresh_token(SecretString::from("rt"))
+    }
+
+    #[tokio::test]
+    async fn mocks_drive_the_otp_flow() {
+        let mut source = MockTokenSource::new();
+        let mut seq = mockall::Sequence::new();
+        source
+            .expect_obtain()
+            .withf(|otp| otp.is_none())
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Err(AuthError::OtpRequired));
+        source
+            .expect_obtain()
+            .withf(|otp| otp.as_ref().map(|o| o.expose_secret().to_string()) == Some("42".into()))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(tokens("at")));
+        source.expect_renew().never();
+        let mut otp = MockOtpProvider::new();
+        otp.expect_one_time_password()
+            .times(1)
+            .returning(|| Ok(SecretString::from("42")));
+        let options = AuthOptions {
+            otp_provider: Some(Arc::new(otp)),
+            ..AuthOptions::default()
+        };
+        let m = TokenManager::start_with_source(
+            Arc::new(source),
+            Login::UserAccount,
+            Duration::from_secs(240),
+            options,
+        )
+        .await
+        .unwrap();
+        assert_eq!(m.current_access_token().expose_secret(), "at");
+        m.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn no_prompt_when_keycloak_does_not_ask() {
+        let mut source = MockTokenSource::new();
+        source
+            .expect_obtain()
+            .times(1)
+            .returning(|_| Err(AuthError::InvalidCredentials { otp_sent: false }));
+        let mut otp = MockOtpProvider::new();
+        otp.expect_one_time_password().never();
+        let options = AuthOptions {
+            otp_provider: Some(Arc::new(otp)),
+            ..AuthOptions::default()
+        };
+        let e = TokenManager::start_with_source(
+            Arc::new(source),
+            Login::UserAccount,
+            Duration::from_secs(240),
+            options,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e, AuthError::InvalidCredentials { otp_sent: false });
     }
 }

@@ -49,7 +49,11 @@ pub(crate) fn schedule(interval: Duration, remaining: Option<Duration>) -> Durat
 }
 
 /// The delay before retry number `attempt` (1-based).
-pub(crate) fn retry_delay(policy: &RetryPolicy, attempt: u32, remaining: Option<Duration>) -> Duration {
+pub(crate) fn retry_delay(
+    policy: &RetryPolicy,
+    attempt: u32,
+    remaining: Option<Duration>,
+) -> Duration {
     let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
     let mut d = policy.initial.saturating_mul(factor).min(policy.max);
     if policy.jitter {
@@ -301,7 +305,10 @@ mod tests {
         let d: Vec<_> = (1..=8).map(|a| retry_delay(&p, a, None)).collect();
         assert_eq!(d, vec![s(1), s(2), s(4), s(8), s(16), s(32), s(60), s(60)]);
         assert_eq!(retry_delay(&p, 7, Some(s(10))), s(8));
-        assert_eq!(retry_delay(&p, 7, Some(Duration::from_millis(100))), p.floor);
+        assert_eq!(
+            retry_delay(&p, 7, Some(Duration::from_millis(100))),
+            p.floor
+        );
         assert_eq!(retry_delay(&p, 99, None), s(60));
         let j = RetryPolicy::default();
         for a in 1..10 {

@@ -111,7 +111,10 @@ pub fn jwt_remaining(token: &str) -> Option<Duration> {
     if !exp.is_finite() {
         return None;
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
     Some(seconds(exp - now))
 }
 
@@ -131,7 +134,11 @@ mod tests {
 
     fn jwt(claims: &str) -> String {
         let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        format!("{}.{}.sig", e.encode(r#"{"alg":"RS256"}"#), e.encode(claims))
+        format!(
+            "{}.{}.sig",
+            e.encode(r#"{"alg":"RS256"}"#),
+            e.encode(claims)
+        )
     }
 
     fn now() -> u64 {
@@ -151,7 +158,15 @@ mod tests {
 
     #[test]
     fn not_a_jwt() {
-        for t in ["", "abc", "a.b.c", "a.!!!.c", &jwt("[]"), &jwt(r#"{"exp":"x"}"#), &jwt("{}")] {
+        for t in [
+            "",
+            "abc",
+            "a.b.c",
+            "a.!!!.c",
+            &jwt("[]"),
+            &jwt(r#"{"exp":"x"}"#),
+            &jwt("{}"),
+        ] {
             assert_eq!(jwt_remaining(t), None, "{t}");
         }
     }

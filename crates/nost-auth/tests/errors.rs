@@ -12,7 +12,13 @@ use nost_config::{AuthMode, KeycloakConfig, SecretString};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const SECRETS: &[&str] = &["pw-SECRET", "client-SECRET", "rt-SECRET", "otp-987654", "at-SECRET"];
+const SECRETS: &[&str] = &[
+    "pw-SECRET",
+    "client-SECRET",
+    "rt-SECRET",
+    "otp-987654",
+    "at-SECRET",
+];
 
 fn user() -> AuthMode {
     AuthMode::UserAccount {
@@ -41,12 +47,16 @@ enum Req {
 async fn answer(req: Req, status: u16, body: ResponseTemplate) -> AuthError {
     let _ = status;
     let server = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(body).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(body)
+        .mount(&server)
+        .await;
     let mode = match req {
         Req::ClientCredentials => service(),
         _ => user(),
     };
-    let source = KeycloakSource::new(&mode, &keycloak(&server, 240), Duration::from_secs(5)).unwrap();
+    let source =
+        KeycloakSource::new(&mode, &keycloak(&server, 240), Duration::from_secs(5)).unwrap();
     let result = match req {
         Req::Password | Req::ClientCredentials => source.obtain(None).await,
         Req::PasswordWithOtp => source.obtain(Some(SecretString::from("otp-987654"))).await,
@@ -79,33 +89,205 @@ async fn keycloak_error_table() {
     use InactiveReason as R;
     let client = |s: &str| s.to_string();
     let rows: Vec<(Req, u16, &str, &str, AuthError)> = vec![
-        (Req::Password, 401, "invalid_grant", "Invalid user credentials", E::InvalidCredentials { otp_sent: false }),
-        (Req::Password, 400, "invalid_grant", "Invalid user credentials", E::InvalidCredentials { otp_sent: false }),
+        (
+            Req::Password,
+            401,
+            "invalid_grant",
+            "Invalid user credentials",
+            E::InvalidCredentials { otp_sent: false },
+        ),
+        (
+            Req::Password,
+            400,
+            "invalid_grant",
+            "Invalid user credentials",
+            E::InvalidCredentials { otp_sent: false },
+        ),
         // OTP missing or wrong in a stock realm: the same text.
-        (Req::PasswordWithOtp, 401, "invalid_grant", "Invalid user credentials", E::InvalidCredentials { otp_sent: true }),
-        (Req::Password, 400, "invalid_grant", "Account disabled", E::AccountDisabled),
-        (Req::Password, 400, "invalid_grant", "Account is not fully set up", E::AccountNotFullySetUp),
-        (Req::Password, 401, "unauthorized_client", "Client not allowed for direct access grants", E::DirectGrantsDisabled { client_id: client("app") }),
-        (Req::Password, 401, "unauthorized_client", "Invalid client or Invalid client credentials", E::InvalidClient { client_id: client("app") }),
-        (Req::ClientCredentials, 401, "unauthorized_client", "Invalid client or Invalid client credentials", E::InvalidClient { client_id: client("svc") }),
-        (Req::ClientCredentials, 401, "invalid_client", "Invalid client or Invalid client credentials", E::InvalidClient { client_id: client("svc") }),
-        (Req::ClientCredentials, 400, "invalid_request", "Client not enabled to retrieve service account", E::ServiceAccountDisabled { client_id: client("svc") }),
-        (Req::ClientCredentials, 401, "unauthorized_client", "Client not enabled to retrieve service account", E::ServiceAccountDisabled { client_id: client("svc") }),
-        (Req::Refresh, 400, "invalid_grant", "Token is not active", E::SessionNotActive { reason: R::TokenNotActive }),
-        (Req::Refresh, 400, "invalid_grant", "Session not active", E::SessionNotActive { reason: R::SessionNotActive }),
-        (Req::Refresh, 400, "invalid_grant", "Client session not active", E::SessionNotActive { reason: R::ClientSessionNotActive }),
-        (Req::Refresh, 400, "invalid_grant", "Stale token", E::SessionNotActive { reason: R::StaleToken }),
-        (Req::Refresh, 400, "invalid_grant", "Unmatching clients", E::SessionNotActive { reason: R::UnmatchingClients }),
-        (Req::Refresh, 400, "invalid_grant", "Maximum allowed refresh token reuse exceeded", E::SessionNotActive { reason: R::ReuseExceeded }),
-        (Req::Refresh, 400, "invalid_grant", "Invalid refresh token", E::SessionNotActive { reason: R::Rejected }),
-        (Req::Refresh, 401, "unauthorized_client", "Invalid client or Invalid client credentials", E::InvalidClient { client_id: client("app") }),
+        (
+            Req::PasswordWithOtp,
+            401,
+            "invalid_grant",
+            "Invalid user credentials",
+            E::InvalidCredentials { otp_sent: true },
+        ),
+        (
+            Req::Password,
+            400,
+            "invalid_grant",
+            "Account disabled",
+            E::AccountDisabled,
+        ),
+        (
+            Req::Password,
+            400,
+            "invalid_grant",
+            "Account is not fully set up",
+            E::AccountNotFullySetUp,
+        ),
+        (
+            Req::Password,
+            401,
+            "unauthorized_client",
+            "Client not allowed for direct access grants",
+            E::DirectGrantsDisabled {
+                client_id: client("app"),
+            },
+        ),
+        (
+            Req::Password,
+            401,
+            "unauthorized_client",
+            "Invalid client or Invalid client credentials",
+            E::InvalidClient {
+                client_id: client("app"),
+            },
+        ),
+        (
+            Req::ClientCredentials,
+            401,
+            "unauthorized_client",
+            "Invalid client or Invalid client credentials",
+            E::InvalidClient {
+                client_id: client("svc"),
+            },
+        ),
+        (
+            Req::ClientCredentials,
+            401,
+            "invalid_client",
+            "Invalid client or Invalid client credentials",
+            E::InvalidClient {
+                client_id: client("svc"),
+            },
+        ),
+        (
+            Req::ClientCredentials,
+            400,
+            "invalid_request",
+            "Client not enabled to retrieve service account",
+            E::ServiceAccountDisabled {
+                client_id: client("svc"),
+            },
+        ),
+        (
+            Req::ClientCredentials,
+            401,
+            "unauthorized_client",
+            "Client not enabled to retrieve service account",
+            E::ServiceAccountDisabled {
+                client_id: client("svc"),
+            },
+        ),
+        (
+            Req::Refresh,
+            400,
+            "invalid_grant",
+            "Token is not active",
+            E::SessionNotActive {
+                reason: R::TokenNotActive,
+            },
+        ),
+        (
+            Req::Refresh,
+            400,
+            "invalid_grant",
+            "Session not active",
+            E::SessionNotActive {
+                reason: R::SessionNotActive,
+            },
+        ),
+        (
+            Req::Refresh,
+            400,
+            "invalid_grant",
+            "Client session not active",
+            E::SessionNotActive {
+                reason: R::ClientSessionNotActive,
+            },
+        ),
+        (
+            Req::Refresh,
+            400,
+            "invalid_grant",
+            "Stale token",
+            E::SessionNotActive {
+                reason: R::StaleToken,
+            },
+        ),
+        (
+            Req::Refresh,
+            400,
+            "invalid_grant",
+            "Unmatching clients",
+            E::SessionNotActive {
+                reason: R::UnmatchingClients,
+            },
+        ),
+        (
+            Req::Refresh,
+            400,
+            "invalid_grant",
+            "Maximum allowed refresh token reuse exceeded",
+            E::SessionNotActive {
+                reason: R::ReuseExceeded,
+            },
+        ),
+        (
+            Req::Refresh,
+            400,
+            "invalid_grant",
+            "Invalid refresh token",
+            E::SessionNotActive {
+                reason: R::Rejected,
+            },
+        ),
+        (
+            Req::Refresh,
+            401,
+            "unauthorized_client",
+            "Invalid client or Invalid client credentials",
+            E::InvalidClient {
+                client_id: client("app"),
+            },
+        ),
         // Customised direct-grant flows that say so.
-        (Req::Password, 401, "invalid_grant", "Invalid OTP", E::OtpRequired),
-        (Req::Password, 401, "invalid_grant", "Two-factor authentication required", E::OtpRequired),
+        (
+            Req::Password,
+            401,
+            "invalid_grant",
+            "Invalid OTP",
+            E::OtpRequired,
+        ),
+        (
+            Req::Password,
+            401,
+            "invalid_grant",
+            "Two-factor authentication required",
+            E::OtpRequired,
+        ),
         (Req::Password, 401, "mfa_required", "", E::OtpRequired),
-        (Req::PasswordWithOtp, 401, "invalid_grant", "Invalid TOTP code", E::OtpRejected),
-        (Req::PasswordWithOtp, 401, "invalid_grant", "one-time password expired", E::OtpRejected),
-        (Req::Password, 503, "temporarily_unavailable", "Keycloak is starting", E::ServiceUnavailable { status: 503 }),
+        (
+            Req::PasswordWithOtp,
+            401,
+            "invalid_grant",
+            "Invalid TOTP code",
+            E::OtpRejected,
+        ),
+        (
+            Req::PasswordWithOtp,
+            401,
+            "invalid_grant",
+            "one-time password expired",
+            E::OtpRejected,
+        ),
+        (
+            Req::Password,
+            503,
+            "temporarily_unavailable",
+            "Keycloak is starting",
+            E::ServiceUnavailable { status: 503 },
+        ),
     ];
     for (req, status, error, description, expected) in rows {
         let got = kc_error(req, status, error, description).await;
@@ -119,14 +301,22 @@ async fn status_code_does_not_decide() {
     for status in [400, 401] {
         assert_eq!(
             kc_error(Req::Refresh, status, "invalid_grant", "Session not active").await,
-            AuthError::SessionNotActive { reason: InactiveReason::SessionNotActive }
+            AuthError::SessionNotActive {
+                reason: InactiveReason::SessionNotActive
+            }
         );
     }
 }
 
 #[tokio::test]
 async fn unknown_error_is_rejected_with_its_code() {
-    let e = kc_error(Req::ClientCredentials, 400, "invalid_scope", "Invalid scopes: foo").await;
+    let e = kc_error(
+        Req::ClientCredentials,
+        400,
+        "invalid_scope",
+        "Invalid scopes: foo",
+    )
+    .await;
     assert_eq!(
         e,
         AuthError::Rejected {
@@ -140,31 +330,55 @@ async fn unknown_error_is_rejected_with_its_code() {
 #[tokio::test]
 async fn odd_answers() {
     let html = ResponseTemplate::new(503).set_body_string("<html>Service Unavailable</html>");
-    assert_eq!(answer(Req::Refresh, 503, html).await, AuthError::ServiceUnavailable { status: 503 });
+    assert_eq!(
+        answer(Req::Refresh, 503, html).await,
+        AuthError::ServiceUnavailable { status: 503 }
+    );
     let gw = ResponseTemplate::new(502).set_body_string("");
-    assert_eq!(answer(Req::Refresh, 502, gw).await, AuthError::ServiceUnavailable { status: 502 });
+    assert_eq!(
+        answer(Req::Refresh, 502, gw).await,
+        AuthError::ServiceUnavailable { status: 502 }
+    );
     let nf = ResponseTemplate::new(404).set_body_string("Not Found");
-    assert!(matches!(answer(Req::Password, 404, nf).await, AuthError::MalformedResponse { status: 404, .. }));
+    assert!(matches!(
+        answer(Req::Password, 404, nf).await,
+        AuthError::MalformedResponse { status: 404, .. }
+    ));
     // A 200 that is not a token answer; it must not be echoed (it may hold a token).
     let junk = ResponseTemplate::new(200).set_body_string(r#"{"token":"at-SECRET"}"#);
-    assert!(matches!(answer(Req::Password, 200, junk).await, AuthError::MalformedResponse { status: 200, .. }));
+    assert!(matches!(
+        answer(Req::Password, 200, junk).await,
+        AuthError::MalformedResponse { status: 200, .. }
+    ));
     let junk = ResponseTemplate::new(200).set_body_string("at-SECRET");
-    assert!(matches!(answer(Req::Password, 200, junk).await, AuthError::MalformedResponse { status: 200, .. }));
+    assert!(matches!(
+        answer(Req::Password, 200, junk).await,
+        AuthError::MalformedResponse { status: 200, .. }
+    ));
     let wrong_type = ResponseTemplate::new(200).set_body_string(r#"{"access_token":42}"#);
-    assert!(matches!(answer(Req::Password, 200, wrong_type).await, AuthError::MalformedResponse { .. }));
+    assert!(matches!(
+        answer(Req::Password, 200, wrong_type).await,
+        AuthError::MalformedResponse { .. }
+    ));
 }
 
 #[tokio::test]
 async fn expiry_falls_back_to_jwt_exp() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"access_token": jwt(120)})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"access_token": jwt(120)})),
+        )
         .mount(&server)
         .await;
-    let source = KeycloakSource::new(&service(), &keycloak(&server, 240), Duration::from_secs(5)).unwrap();
+    let source =
+        KeycloakSource::new(&service(), &keycloak(&server, 240), Duration::from_secs(5)).unwrap();
     let set = source.obtain(None).await.unwrap();
     let life = set.expires_in.unwrap();
-    assert!(life > Duration::from_secs(115) && life <= Duration::from_secs(120), "{life:?}");
+    assert!(
+        life > Duration::from_secs(115) && life <= Duration::from_secs(120),
+        "{life:?}"
+    );
     assert!(set.refresh_token.is_none());
 }
 
@@ -198,7 +412,10 @@ async fn tls_against_a_plain_server_fails_cleanly() {
     assert!(source.token_url().starts_with("https://"));
     let e = source.obtain(None).await.unwrap_err();
     assert!(
-        matches!(e, AuthError::Transport { .. } | AuthError::TlsCertificate { .. }),
+        matches!(
+            e,
+            AuthError::Transport { .. } | AuthError::TlsCertificate { .. }
+        ),
         "{e:?}"
     );
     assert!(bodies(&server).await.is_empty());
@@ -218,7 +435,10 @@ fn ca_cert_problems_are_explained() {
         };
         let e = KeycloakSource::new(&service(), &kc, Duration::from_secs(5)).unwrap_err();
         assert!(matches!(e, AuthError::CaCert { .. }), "{e:?}");
-        assert!(e.to_string().contains("servers.keycloak.tls_ca_cert"), "{e}");
+        assert!(
+            e.to_string().contains("servers.keycloak.tls_ca_cert"),
+            "{e}"
+        );
     }
 }
 
@@ -231,18 +451,33 @@ fn every_message_says_what_to_do_and_leaks_nothing() {
         AuthError::OtpRejected,
         AuthError::AccountDisabled,
         AuthError::AccountNotFullySetUp,
-        AuthError::SessionExpired { reason: Some(InactiveReason::SessionNotActive), hint: "start again" },
-        AuthError::TlsCertificate { url: "https://kc:8443/x".into(), detail: "invalid peer certificate: UnknownIssuer".into() },
+        AuthError::SessionExpired {
+            reason: Some(InactiveReason::SessionNotActive),
+            hint: "start again",
+        },
+        AuthError::TlsCertificate {
+            url: "https://kc:8443/x".into(),
+            detail: "invalid peer certificate: UnknownIssuer".into(),
+        },
     ];
     for e in &all {
         assert_no_secret(e);
         assert!(e.to_string().len() > 40, "{e}");
     }
-    assert!(AuthError::InvalidCredentials { otp_sent: false }.to_string().contains("NOST_OTP"));
+    assert!(
+        AuthError::InvalidCredentials { otp_sent: false }
+            .to_string()
+            .contains("NOST_OTP")
+    );
     assert!(AuthError::OtpRequired.to_string().contains("NOST_OTP"));
-    assert!(AuthError::TlsCertificate { url: String::new(), detail: String::new() }
+    assert!(
+        AuthError::TlsCertificate {
+            url: String::new(),
+            detail: String::new()
+        }
         .to_string()
-        .contains("servers.keycloak.tls_ca_cert"));
+        .contains("servers.keycloak.tls_ca_cert")
+    );
     // Three distinct messages: wrong password, OTP required, OTP rejected.
     let texts: std::collections::HashSet<String> = [
         AuthError::InvalidCredentials { otp_sent: false },

@@ -128,7 +128,9 @@ async fn pre_acquired_confidential_client_sends_secret() {
     m.renew_now().await.unwrap();
     assert_eq!(
         bodies(&server).await,
-        vec!["client_id=web&grant_type=refresh_token&refresh_token=rt-forwarded&client_secret=s3cr3t"]
+        vec![
+            "client_id=web&grant_type=refresh_token&refresh_token=rt-forwarded&client_secret=s3cr3t"
+        ]
     );
     m.shutdown().await;
 }

@@ -125,7 +125,12 @@ impl FakeSource {
     }
 
     pub fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().iter().map(|(_, c)| c.clone()).collect()
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, c)| c.clone())
+            .collect()
     }
 
     /// Seconds since creation of each call.
