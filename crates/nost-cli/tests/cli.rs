@@ -1,0 +1,186 @@
+//! The `nost` command as an operator uses it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use nost_tests::unique;
+use serde_json::Value;
+
+fn nost() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nost"));
+    c.env_remove("USERNAME")
+        .env_remove("PASSWORD")
+        .env_remove("CLIENT_ID")
+        .env_remove("CLIENT_SECRET_KEY")
+        .env_remove("NOST_OTP");
+    c
+}
+
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/config")
+        .join(name)
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap();
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_reports_the_mode_of_each_example_as_json() {
+    for (stem, mode) in [
+        ("basic", "basic"),
+        ("service-account", "service_account"),
+        ("user-account", "user_account"),
+    ] {
+        let (code, out, err) = run(nost()
+            .args(["check", "--json", "--config"])
+            .arg(example(&format!("{stem}.yaml")))
+            .arg("--env-file")
+            .arg(example(&format!("{stem}.env"))));
+        assert_eq!(code, 0, "{stem}: {err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["mode"], mode, "{stem}");
+        // Values are never shown, only where they came from.
+        for secret in ["your-password", "your-client-secret", "guest\""] {
+            assert!(
+                !out.contains(secret) && !err.contains(secret),
+                "{stem} leaks {secret}: {out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn check_accepts_pre_acquired_tokens_with_only_a_client_id() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("at"), "header.payload-t0k3n-AT.sig\n").unwrap();
+    std::fs::write(dir.path().join("rt"), "t0k3n-RT\n").unwrap();
+    let (code, out, err) = run(nost()
+        .args(["check", "--json", "--config"])
+        .arg(example("pre-acquired.yaml"))
+        .arg("--env-file")
+        .arg(example("pre-acquired.env"))
+        .arg("--access-token-file")
+        .arg(dir.path().join("at"))
+        .arg("--refresh-token-file")
+        .arg(dir.path().join("rt")));
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["mode"], "pre_acquired");
+    assert!(!out.contains("t0k3n") && !err.contains("t0k3n"));
+}
+
+#[test]
+fn check_refuses_a_bad_combination_with_exit_2_and_the_valid_modes() {
+    let (code, out, err) = run(nost()
+        .args(["check", "--config"])
+        .arg(example("pre-acquired.yaml"))
+        .arg("--env-file")
+        .arg(example("pre-acquired.env")));
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(
+        err.contains("CLIENT_SECRET_KEY") && err.contains("valid authentication modes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_points_at_the_line_of_an_invalid_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.yaml");
+    std::fs::write(&p, "servers:\n  rabbitmq:\n    port: 0\nexecution: {}\n").unwrap();
+    let (code, _, err) = run(nost()
+        .args(["check", "--env-file"])
+        .arg(example("basic.env"))
+        .arg("--config")
+        .arg(&p));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("bad.yaml") && err.contains("line 3") && err.contains("servers.rabbitmq.port"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_explains_the_four_modes() {
+    let (code, out, _) = run(nost().arg("--help"));
+    assert_eq!(code, 0);
+    for m in ["basic", "service_account", "user_account", "pre_acquired"] {
+        assert!(out.contains(m), "{out}");
+    }
+}
+
+#[test]
+fn listen_prints_what_publish_sends_as_json_lines() {
+    let prefix = unique("cli");
+    let cfg = example("basic.yaml");
+    let env = example("basic.env");
+    let listener = nost()
+        .args([
+            "listen",
+            "--count",
+            "1",
+            "--timeout",
+            "30",
+            "--prefix",
+            &prefix,
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg("--env-file")
+        .arg(&env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the listener's queue exists.
+    let queue = format!("{prefix}.hash.logger");
+    for _ in 0..100 {
+        if nost_tests::rabbitmqctl(&["list_queues", "-q", "--no-table-headers", "name"])
+            .contains(&queue)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, _, err) = run(nost()
+        .args([
+            "publish",
+            "--prefix",
+            &prefix,
+            "--app",
+            "sat",
+            "--topic",
+            "status.ready",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg("--env-file")
+        .arg(&env)
+        .arg(r#"{"name":"sat","properties":{"ready":true}}"#));
+    assert_eq!(code, 0, "{err}");
+    let out = listener.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: Value =
+        serde_json::from_slice(out.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(line["routing_key"], format!("{prefix}.sat.status.ready"));
+    assert_eq!(line["body"]["properties"]["ready"], true);
+    assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
+}
