@@ -517,7 +517,17 @@ async fn open(inner: &Arc<Inner>, generation: u64) -> Result<Live, AmqpError> {
             endpoint: s.endpoint(),
             timeout,
         })?
-        .map_err(|e| err(&e))?;
+        .map_err(|e| match err(&e) {
+            // rustls aborts a handshake with an untrusted certificate and the
+            // transport only reports the broken socket: on a TLS connection
+            // that accepted TCP, that is a TLS failure.
+            AmqpError::Unreachable { endpoint, reason }
+                if s.rabbitmq.tls && !reason.to_ascii_lowercase().contains("refused") =>
+            {
+                AmqpError::Tls { endpoint, reason }
+            }
+            other => other,
+        })?;
     let conn = Arc::new(conn);
     let channel = conn.create_channel().await.map_err(|e| err(&e))?;
     channel

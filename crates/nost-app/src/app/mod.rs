@@ -3,7 +3,6 @@
 pub(crate) mod auth_link;
 pub mod error;
 pub mod options;
-pub mod routing;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,9 +15,9 @@ use nost_auth::TokenManager;
 use nost_config::{AuthMode, Config, Credentials, ModeKind, Tokens};
 use tokio_util::sync::CancellationToken;
 
+use crate::topics::{queue_name, routing_key, validate_name};
 use error::{AppError, HandlerError};
 use options::StartOptions;
-use routing::{check_name, queue_name, routing_key};
 
 /// How long shutdown waits for queued messages to be confirmed.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
@@ -35,7 +34,7 @@ pub struct Message {
 impl Message {
     /// The sending app: the second segment of the routing key.
     pub fn sender(&self) -> &str {
-        routing::sender_app(&self.routing_key).unwrap_or_default()
+        crate::topics::sender_app(&self.routing_key).unwrap_or_default()
     }
 
     /// The body as text.
@@ -100,8 +99,9 @@ impl Application {
         config: &Config,
         options: StartOptions,
     ) -> Result<Application, AppError> {
-        check_name("application name", name)?;
-        check_name("prefix", prefix)?;
+        validate_name("application name", name)
+            .map_err(|e| AppError::InvalidName(e.to_string()))?;
+        validate_name("prefix", prefix).map_err(|e| AppError::InvalidName(e.to_string()))?;
         config.validate_all()?;
         let credentials = match &options.credentials {
             Some(c) => c.clone(),

@@ -1,0 +1,110 @@
+//! The JSON bodies of the NOS-T protocol (section 4.2 of the reference),
+//! serialized byte for byte as `nost_tools` 3.6.0 writes them.
+//!
+//! - Compact JSON, camelCase keys in the documented order.
+//! - Commands and requests write `null` for empty optional fields; status
+//!   messages leave out a `None` `description`.
+//! - Datetimes in the [`time_fmt`](crate::time_fmt) wire format (always UTC,
+//!   `Z`); durations as ISO-8601 via [`NostDuration`](nost_config::NostDuration).
+//!
+//! Parsing follows pydantic: only camelCase keys are read (a snake_case key
+//! is an unknown key, so the field counts as missing), unknown keys are
+//! ignored, integers are accepted for floats, naive datetimes are taken as
+//! UTC, `timeScalingFactor` must be > 0, and the freeze/resume datetimes
+//! must be after 1970-01-01T00:00:00Z.
+
+mod commands;
+mod requests;
+mod status;
+
+#[cfg(test)]
+mod tests;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use crate::simulator::Mode;
+pub use commands::{
+    FreezeCommand, FreezeParameters, InitCommand, InitParameters, ResumeCommand, ResumeParameters,
+    StartCommand, StartParameters, StopCommand, StopParameters, UpdateCommand, UpdateParameters,
+};
+pub use requests::{
+    FreezeRequest, FreezeRequestParameters, ResumeRequest, ResumeRequestParameters, UpdateRequest,
+    UpdateRequestParameters,
+};
+pub use status::{
+    ModeProperties, ModeStatus, ReadyProperties, ReadyStatus, TimeProperties, TimeStatus,
+};
+
+/// A message body that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {message} body: {source}")]
+pub struct MessageError {
+    /// The message type (`"StartCommand"`).
+    pub message: &'static str,
+    /// What serde_json reported (missing field, bad value, …).
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// Reading and writing a NOS-T message body.
+pub trait NostMessage: Serialize + DeserializeOwned {
+    /// The type name used in errors (`"StartCommand"`).
+    const NAME: &'static str;
+
+    /// Compact JSON, no trailing newline, exactly as `nost_tools` writes it.
+    fn to_json(&self) -> String {
+        // Serializing these plain structs cannot fail (string keys, no maps
+        // with non-string keys, finite floats); fall back to "{}" regardless.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+
+    /// Parse and validate a body.
+    fn from_json(body: &[u8]) -> Result<Self, MessageError> {
+        serde_json::from_slice(body).map_err(|source| MessageError {
+            message: Self::NAME,
+            source,
+        })
+    }
+}
+
+/// Serde validators shared by the message types.
+pub(crate) mod validate {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer};
+
+    /// `timeScalingFactor`: a number > 0.
+    pub fn positive_factor<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        let v = f64::deserialize(d)?;
+        if v > 0.0 && v.is_finite() {
+            Ok(v)
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "timeScalingFactor must be greater than 0, got {v}"
+            )))
+        }
+    }
+
+    /// The default `timeScalingFactor` of a start command.
+    pub fn one() -> f64 {
+        1.0
+    }
+
+    /// `true`, the default of `ready`.
+    pub fn yes() -> bool {
+        true
+    }
+
+    /// A datetime after 1970-01-01T00:00:00Z.
+    pub fn after_1970<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let v = crate::time_fmt::utc::deserialize(d)?;
+        if v > DateTime::UNIX_EPOCH {
+            Ok(v)
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "datetime must be after 1970-01-01T00:00:00Z, got {}",
+                crate::time_fmt::format(&v)
+            )))
+        }
+    }
+}

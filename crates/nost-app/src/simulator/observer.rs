@@ -1,0 +1,324 @@
+//! Observers of simulator changes and the interval helpers built on them.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::{Mode, SimError, Simulator};
+
+/// A change of a simulator property. `property()` gives the `nost_tools`
+/// property name (`mode`, `time`, `time_scale_factor`, `duration`,
+/// `time_step`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SimEvent {
+    /// The mode changed (only reported when the value actually changes).
+    ModeChanged {
+        /// Previous mode.
+        old: Mode,
+        /// New mode.
+        new: Mode,
+    },
+    /// Scenario time advanced by a committed step.
+    TimeChanged {
+        /// Previous scenario time.
+        old: DateTime<Utc>,
+        /// New scenario time.
+        new: DateTime<Utc>,
+    },
+    /// A time-scale factor change took effect.
+    TimeScaleChanged {
+        /// Previous factor.
+        old: f64,
+        /// New factor.
+        new: f64,
+    },
+    /// A duration (end time) change took effect.
+    DurationChanged {
+        /// Previous duration.
+        old: TimeDelta,
+        /// New duration.
+        new: TimeDelta,
+    },
+    /// A time-step change took effect.
+    TimeStepChanged {
+        /// Previous time step.
+        old: TimeDelta,
+        /// New time step.
+        new: TimeDelta,
+    },
+}
+
+impl SimEvent {
+    /// The `nost_tools` property name.
+    pub fn property(&self) -> &'static str {
+        match self {
+            SimEvent::ModeChanged { .. } => "mode",
+            SimEvent::TimeChanged { .. } => "time",
+            SimEvent::TimeScaleChanged { .. } => "time_scale_factor",
+            SimEvent::DurationChanged { .. } => "duration",
+            SimEvent::TimeStepChanged { .. } => "time_step",
+        }
+    }
+}
+
+/// Receives every [`SimEvent`] of a simulator, in order, one at a time.
+///
+/// Observers are called synchronously (usually from the simulator task, or
+/// from the task that called e.g. [`Simulator::pause`]) and **must not
+/// block**: send to a channel (e.g. `tokio::sync::mpsc::UnboundedSender`)
+/// if the reaction is heavy or does I/O. They may call the simulator's
+/// methods; events caused by that are delivered after the current one.
+/// An observer that keeps a [`Simulator`] clone creates a reference cycle
+/// (remove it with [`Simulator::remove_observer`] when done).
+pub trait Observer: Send + Sync {
+    /// One change. `sim` is the simulator that changed.
+    fn on_event(&self, sim: &Simulator, event: &SimEvent);
+}
+
+impl<F> Observer for F
+where
+    F: Fn(&Simulator, &SimEvent) + Send + Sync,
+{
+    fn on_event(&self, sim: &Simulator, event: &SimEvent) {
+        self(sim, event)
+    }
+}
+
+/// Records every event (handy in tests and for diagnostics).
+#[derive(Debug, Default)]
+pub struct RecordingObserver {
+    events: Mutex<Vec<SimEvent>>,
+}
+
+impl RecordingObserver {
+    /// Empty.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every event so far.
+    pub fn events(&self) -> Vec<SimEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The new modes of every mode change so far, in order.
+    pub fn modes(&self) -> Vec<Mode> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                SimEvent::ModeChanged { new, .. } => Some(new),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The new times of every time change so far, in order.
+    pub fn times(&self) -> Vec<DateTime<Utc>> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                SimEvent::TimeChanged { new, .. } => Some(new),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Observer for RecordingObserver {
+    fn on_event(&self, _sim: &Simulator, event: &SimEvent) {
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(event.clone());
+    }
+}
+
+/// A scenario-time schedule, as `nost_tools`' scenario-time interval
+/// callback and time-status publisher keep it:
+///
+/// - on the change to `INITIALIZED`, the next due time becomes `init` (or
+///   the run's initial time when `init` is `None`);
+/// - on each `time` change, while the next due time ≤ the new time, that
+///   due time is reported and `step` is added to it.
+///
+/// The initial time itself produces no `time` change, so the first report
+/// comes after the first step.
+#[derive(Debug, Clone)]
+pub struct ScenarioSchedule {
+    step: TimeDelta,
+    init: Option<DateTime<Utc>>,
+    next: Option<DateTime<Utc>>,
+}
+
+impl ScenarioSchedule {
+    /// `step` must be positive.
+    pub fn new(step: TimeDelta, init: Option<DateTime<Utc>>) -> Result<Self, SimError> {
+        if step <= TimeDelta::zero() {
+            return Err(SimError::InvalidArgument(format!(
+                "the schedule step must be positive, got {step}"
+            )));
+        }
+        Ok(ScenarioSchedule {
+            step,
+            init,
+            next: None,
+        })
+    }
+
+    /// The step.
+    pub fn step(&self) -> TimeDelta {
+        self.step
+    }
+
+    /// The next due time (`None` before `INITIALIZED`).
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.next
+    }
+
+    /// Feed one event; returns the due times that were passed, in order.
+    /// `init_time` is the run's initial time (read on `INITIALIZED`).
+    pub fn on_event(&mut self, event: &SimEvent, init_time: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+        let mut due = Vec::new();
+        match event {
+            SimEvent::ModeChanged {
+                new: Mode::Initialized,
+                ..
+            } => self.next = Some(self.init.unwrap_or(init_time)),
+            SimEvent::TimeChanged { new, .. } => {
+                while let Some(next) = self.next.filter(|n| n <= new) {
+                    due.push(next);
+                    self.next = next.checked_add_signed(self.step);
+                }
+            }
+            _ => {}
+        }
+        due
+    }
+}
+
+/// One time status to publish: the current scenario and wallclock times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeStatusTick {
+    /// Current scenario time (the new time of the step).
+    pub sim_time: DateTime<Utc>,
+    /// Current wallclock time (the simulator's clock, offset included).
+    pub wallclock: DateTime<Utc>,
+}
+
+/// The time-status cadence of `nost_tools` (section 4.7): a
+/// [`ScenarioSchedule`] over `time_status_step` / `time_status_init` where
+/// every due time yields a status carrying the **current** times. So when
+/// `time_status_step` equals the time step, the first step yields two
+/// identical statuses. Nothing is due while paused (scenario time stands
+/// still).
+#[derive(Debug, Clone)]
+pub struct TimeStatusSchedule {
+    schedule: ScenarioSchedule,
+}
+
+impl TimeStatusSchedule {
+    /// `time_status_step` must be positive.
+    pub fn new(
+        time_status_step: TimeDelta,
+        time_status_init: Option<DateTime<Utc>>,
+    ) -> Result<Self, SimError> {
+        Ok(TimeStatusSchedule {
+            schedule: ScenarioSchedule::new(time_status_step, time_status_init)?,
+        })
+    }
+
+    /// The next scenario time at which a status is due.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.schedule.next_due()
+    }
+
+    /// Feed one event of `sim`; returns the statuses to publish now.
+    pub fn on_event(&mut self, sim: &Simulator, event: &SimEvent) -> Vec<TimeStatusTick> {
+        let due = self.schedule.on_event(event, sim.init_time());
+        if due.is_empty() {
+            return Vec::new();
+        }
+        let sim_time = match event {
+            SimEvent::TimeChanged { new, .. } => *new,
+            _ => sim.time(),
+        };
+        let tick = TimeStatusTick {
+            sim_time,
+            wallclock: sim.wallclock_now(),
+        };
+        vec![tick; due.len()]
+    }
+}
+
+/// An observer that runs a [`TimeStatusSchedule`] and hands each status to
+/// `sink` (typically a closure sending a
+/// [`TimeStatus`](crate::messages::TimeStatus) to a channel).
+pub struct TimeStatusPublisher<F> {
+    schedule: Mutex<TimeStatusSchedule>,
+    sink: F,
+}
+
+impl<F: Fn(TimeStatusTick) + Send + Sync> TimeStatusPublisher<F> {
+    /// `time_status_step` must be positive.
+    pub fn new(
+        time_status_step: TimeDelta,
+        time_status_init: Option<DateTime<Utc>>,
+        sink: F,
+    ) -> Result<Self, SimError> {
+        Ok(TimeStatusPublisher {
+            schedule: Mutex::new(TimeStatusSchedule::new(time_status_step, time_status_init)?),
+            sink,
+        })
+    }
+}
+
+impl<F: Fn(TimeStatusTick) + Send + Sync> Observer for TimeStatusPublisher<F> {
+    fn on_event(&self, sim: &Simulator, event: &SimEvent) {
+        let ticks = self
+            .schedule
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .on_event(sim, event);
+        for tick in ticks {
+            (self.sink)(tick);
+        }
+    }
+}
+
+/// An observer calling `callback(due_time)` every `step` of scenario time
+/// (a [`ScenarioSchedule`]; `due_time` is the scheduled time, which may be
+/// before the current time when the step is smaller than the time step).
+pub struct ScenarioIntervalCallback<F> {
+    schedule: Mutex<ScenarioSchedule>,
+    callback: F,
+}
+
+impl<F: Fn(&Simulator, DateTime<Utc>) + Send + Sync> ScenarioIntervalCallback<F> {
+    /// Every `step` from `init` (or the run's initial time).
+    pub fn new(
+        step: TimeDelta,
+        init: Option<DateTime<Utc>>,
+        callback: F,
+    ) -> Result<Self, SimError> {
+        Ok(ScenarioIntervalCallback {
+            schedule: Mutex::new(ScenarioSchedule::new(step, init)?),
+            callback,
+        })
+    }
+}
+
+impl<F: Fn(&Simulator, DateTime<Utc>) + Send + Sync> Observer for ScenarioIntervalCallback<F> {
+    fn on_event(&self, sim: &Simulator, event: &SimEvent) {
+        let due = self
+            .schedule
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .on_event(event, sim.init_time());
+        for t in due {
+            (self.callback)(sim, t);
+        }
+    }
+}
