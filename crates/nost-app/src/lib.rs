@@ -6,7 +6,10 @@
 //! matching) and [`simulator`] (modes, scenario time, entities, observers).
 
 pub mod app;
+pub mod managed;
+pub mod manager;
 pub mod messages;
+pub mod ntp;
 pub mod simulator;
 pub mod time_fmt;
 pub mod topics;
@@ -14,3 +17,5 @@ pub mod topics;
 pub use app::error::{AppError, HandlerError};
 pub use app::options::StartOptions;
 pub use app::{Application, Message};
+pub use managed::ManagedApplication;
+pub use manager::{Manager, RunSummary, TestPlan};

@@ -13,7 +13,11 @@ use std::time::Duration;
 use nost_amqp::{BindingSpec, ConnectSettings, ExchangeSpec, Outgoing, QueueSpec, Session};
 use nost_auth::TokenManager;
 use nost_config::{AuthMode, Config, Credentials, ModeKind, Tokens};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::messages::{ModeStatus, NostMessage, ReadyStatus, TimeStatus};
+use crate::simulator::{Mode, SimEvent, Simulator, TimeStatusPublisher};
 
 use crate::topics::{queue_name, routing_key, validate_name};
 use error::{AppError, HandlerError};
@@ -63,6 +67,22 @@ struct Inner {
     subscribe_lock: tokio::sync::Mutex<()>,
     closing: CancellationToken,
     closed: tokio::sync::OnceCell<()>,
+    simulator: Simulator,
+    outbox: mpsc::UnboundedSender<Queued>,
+}
+
+enum Queued {
+    Message(String, String),
+    Barrier(tokio::sync::oneshot::Sender<()>),
+}
+
+/// What a role takes from its YAML section (or its start-up options).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RoleSettings {
+    pub time_status_step: Option<nost_config::NostDuration>,
+    pub time_status_init: Option<chrono::DateTime<chrono::Utc>>,
+    pub shut_down_when_terminated: bool,
+    pub set_offset: bool,
 }
 
 /// A NOS-T application connected under one prefix.
@@ -99,6 +119,33 @@ impl Application {
         config: &Config,
         options: StartOptions,
     ) -> Result<Application, AppError> {
+        let section = config.execution.applications.get(name).cloned();
+        let settings = RoleSettings {
+            time_status_step: options
+                .time_status_step
+                .or_else(|| section.as_ref().and_then(|s| s.time_status_step)),
+            time_status_init: options
+                .time_status_init
+                .or_else(|| section.as_ref().and_then(|s| s.time_status_init)),
+            shut_down_when_terminated: options
+                .shut_down_when_terminated
+                .or_else(|| section.as_ref().map(|s| s.shut_down_when_terminated))
+                .unwrap_or(false),
+            set_offset: options
+                .set_offset
+                .or_else(|| section.as_ref().map(|s| s.set_offset))
+                .unwrap_or(true),
+        };
+        Self::start_up_with(name, prefix, config, options, settings).await
+    }
+
+    pub(crate) async fn start_up_with(
+        name: &str,
+        prefix: &str,
+        config: &Config,
+        options: StartOptions,
+        role: RoleSettings,
+    ) -> Result<Application, AppError> {
         validate_name("application name", name)
             .map_err(|e| AppError::InvalidName(e.to_string()))?;
         validate_name("prefix", prefix).map_err(|e| AppError::InvalidName(e.to_string()))?;
@@ -133,6 +180,7 @@ impl Application {
         };
         session.declare_exchange(ExchangeSpec::nost(prefix)).await?;
         tracing::info!(target: "nost_app", app = name, prefix, mode = %mode.kind(), url = %session.url(), "application started");
+        let (outbox, outbox_rx) = mpsc::unbounded_channel::<Queued>();
         let app = Application {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
@@ -146,8 +194,15 @@ impl Application {
                 subscribe_lock: tokio::sync::Mutex::new(()),
                 closing: CancellationToken::new(),
                 closed: tokio::sync::OnceCell::new(),
+                simulator: Simulator::new(),
+                outbox,
             }),
         };
+        app.spawn_status_sender(outbox_rx);
+        app.observe_simulator(&role)?;
+        if role.set_offset {
+            crate::ntp::start(&app, config);
+        }
         if options.handle_signals {
             app.shut_down_on_signals();
         }
@@ -322,8 +377,8 @@ impl Application {
 
     /// Publish `status.ready` (`{"name":…,"properties":{"ready":true}}`).
     pub async fn ready(&self) -> Result<(), AppError> {
-        let body = serde_json::json!({"name": self.inner.name, "properties": {"ready": true}});
-        self.send_message("status.ready", &body.to_string()).await
+        let body = ReadyStatus::new(self.inner.name.clone()).to_json();
+        self.send_message("status.ready", &body).await
     }
 
     /// Shut down once: flush queued messages (up to 5 s), remove this
@@ -335,6 +390,14 @@ impl Application {
             .closed
             .get_or_init(|| async move {
                 inner.closing.cancel();
+                if inner.simulator.is_running() {
+                    let _ = inner.simulator.terminate();
+                }
+                // Let queued status messages reach the session before flushing.
+                let (done, wait) = tokio::sync::oneshot::channel();
+                if inner.outbox.send(Queued::Barrier(done)).is_ok() {
+                    let _ = tokio::time::timeout(SHUTDOWN_FLUSH, wait).await;
+                }
                 let _ = inner.session.flush(SHUTDOWN_FLUSH).await;
                 let queues: Vec<String> = lock(&inner.queues).drain(..).collect();
                 for q in queues {
@@ -349,6 +412,79 @@ impl Application {
                 tracing::info!(target: "nost_app", app = %inner.name, "application shut down");
             })
             .await;
+    }
+
+    /// The application's simulator (scenario time, modes).
+    pub fn simulator(&self) -> &Simulator {
+        &self.inner.simulator
+    }
+
+    /// Queue a message from synchronous code (observers); sent in order.
+    pub(crate) fn queue_message(&self, topic: &str, body: String) {
+        let _ = self
+            .inner
+            .outbox
+            .send(Queued::Message(topic.to_owned(), body));
+    }
+
+    fn spawn_status_sender(&self, mut rx: mpsc::UnboundedReceiver<Queued>) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            while let Some(q) = rx.recv().await {
+                match q {
+                    Queued::Message(topic, body) => {
+                        let Some(inner) = weak.upgrade() else { return };
+                        let app = Application { inner };
+                        if let Err(e) = app.send_message(&topic, &body).await {
+                            tracing::warn!(target: "nost_app", %topic, error = %e, "status message not sent");
+                        }
+                    }
+                    Queued::Barrier(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        });
+    }
+
+    /// `status.mode` on every mode change, `status.time` on the
+    /// time-status schedule, shutdown on TERMINATED when configured.
+    fn observe_simulator(&self, settings: &RoleSettings) -> Result<(), AppError> {
+        let weak = Arc::downgrade(&self.inner);
+        let shut_down = settings.shut_down_when_terminated;
+        self.inner
+            .simulator
+            .add_observer(Arc::new(move |_sim: &Simulator, ev: &SimEvent| {
+                let Some(inner) = weak.upgrade() else { return };
+                if let SimEvent::ModeChanged { new, .. } = ev {
+                    let app = Application { inner };
+                    app.queue_message(
+                        "status.mode",
+                        ModeStatus::new(app.inner.name.clone(), *new).to_json(),
+                    );
+                    if *new == Mode::Terminated && shut_down {
+                        tokio::spawn(async move { app.shut_down().await });
+                    }
+                }
+            }));
+        if let Some(step) = settings
+            .time_status_step
+            .filter(|s| !s.is_zero() && !s.is_negative())
+        {
+            let weak = Arc::downgrade(&self.inner);
+            let publisher =
+                TimeStatusPublisher::new(step.as_delta(), settings.time_status_init, move |tick| {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let app = Application { inner };
+                    let body =
+                        TimeStatus::new(app.inner.name.clone(), tick.sim_time, tick.wallclock)
+                            .to_json();
+                    app.queue_message("status.time", body);
+                })
+                .map_err(|e| AppError::Message(e.to_string()))?;
+            self.inner.simulator.add_observer(Arc::new(publisher));
+        }
+        Ok(())
     }
 
     /// Wait until shutdown has begun.

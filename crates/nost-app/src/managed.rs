@@ -1,0 +1,210 @@
+//! `ManagedApplication`: an application whose simulator follows a manager's
+//! `init`/`start`/`stop`/`update`/`freeze`/`resume` commands.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use nost_config::Config;
+
+use crate::app::{Application, Message, RoleSettings};
+use crate::messages::{
+    FreezeCommand, InitCommand, NostMessage, ResumeCommand, StartCommand, StopCommand,
+    UpdateCommand,
+};
+use crate::simulator::Mode;
+use crate::topics;
+use crate::{AppError, HandlerError, StartOptions};
+
+#[derive(Default)]
+struct Times {
+    start: Option<DateTime<Utc>>,
+    stop: Option<DateTime<Utc>>,
+}
+
+/// A NOS-T managed application.
+#[derive(Clone, Debug)]
+pub struct ManagedApplication {
+    app: Application,
+    manager: String,
+}
+
+impl ManagedApplication {
+    /// Start up with the settings of `execution.managed_applications.<name>`
+    /// (else `default`, else the schema defaults; explicit options win) and
+    /// subscribe to the manager's six commands.
+    pub async fn start_up(
+        name: &str,
+        prefix: &str,
+        config: &Config,
+        options: StartOptions,
+    ) -> Result<ManagedApplication, AppError> {
+        let section = config.execution.managed_application(name);
+        let role = RoleSettings {
+            time_status_step: options.time_status_step.or(section.time_status_step),
+            time_status_init: options.time_status_init.or(section.time_status_init),
+            shut_down_when_terminated: options
+                .shut_down_when_terminated
+                .unwrap_or(section.shut_down_when_terminated),
+            set_offset: options.set_offset.unwrap_or(section.set_offset),
+        };
+        let time_step = section.time_step.as_delta();
+        if time_step <= TimeDelta::zero() {
+            return Err(AppError::Missing(format!(
+                "execution.managed_applications.{name}.time_step must be positive"
+            )));
+        }
+        let manager = section.manager_app_name.clone();
+        topics::validate_name("manager name", &manager)
+            .map_err(|e| AppError::InvalidName(e.to_string()))?;
+        let app = Application::start_up_with(name, prefix, config, options, role).await?;
+        let managed = ManagedApplication { app, manager };
+        managed.subscribe(time_step).await?;
+        Ok(managed)
+    }
+
+    /// The underlying application (publish, subscribe, shut down).
+    pub fn app(&self) -> &Application {
+        &self.app
+    }
+
+    /// The manager this application follows.
+    pub fn manager_name(&self) -> &str {
+        &self.manager
+    }
+
+    /// Wait until the simulator reaches TERMINATED (only a run gets there).
+    pub async fn wait_terminated(&self) {
+        self.app.simulator().wait_for_mode(Mode::Terminated).await;
+    }
+
+    async fn subscribe(&self, time_step: TimeDelta) -> Result<(), AppError> {
+        let times = Arc::new(Mutex::new(Times::default()));
+        let app = self.app.clone();
+        let mgr = self.manager.clone();
+
+        let (a, t) = (app.clone(), times.clone());
+        app.add_message_callback(&mgr, topics::INIT, move |m: Message| {
+            let (a, t) = (a.clone(), t.clone());
+            async move {
+                let cmd = InitCommand::from_json(&m.body)?;
+                {
+                    let mut t = lock(&t);
+                    t.start = Some(cmd.tasking_parameters.sim_start_time);
+                    t.stop = Some(cmd.tasking_parameters.sim_stop_time);
+                }
+                a.ready().await?;
+                Ok(())
+            }
+        })
+        .await?;
+
+        let (a, t) = (app.clone(), times.clone());
+        app.add_message_callback(&mgr, topics::START, move |m: Message| {
+            let (a, t) = (a.clone(), t.clone());
+            async move {
+                let cmd = StartCommand::from_json(&m.body)?;
+                let p = cmd.tasking_parameters;
+                let (start, stop) = {
+                    let mut t = lock(&t);
+                    if p.sim_start_time.is_some() {
+                        t.start = p.sim_start_time;
+                    }
+                    if p.sim_stop_time.is_some() {
+                        t.stop = p.sim_stop_time;
+                    }
+                    (t.start, t.stop)
+                };
+                let (Some(start), Some(stop)) = (start, stop) else {
+                    return Err(boxed("start without scenario start/stop times (and no init before it)"));
+                };
+                let sim = a.simulator();
+                if sim.is_running() {
+                    tracing::warn!(target: "nost_app", app = a.name(), "start received while running; ignored");
+                    return Ok(());
+                }
+                sim.execute(start, stop - start, time_step, p.start_time, p.time_scaling_factor)
+                    .map_err(|e| boxed(&e.to_string()))?;
+                Ok(())
+            }
+        })
+        .await?;
+
+        let a = app.clone();
+        app.add_message_callback(&mgr, topics::STOP, move |m: Message| {
+            let a = a.clone();
+            async move {
+                let cmd = StopCommand::from_json(&m.body)?;
+                if let Err(e) = a.simulator().set_end_time(cmd.tasking_parameters.sim_stop_time) {
+                    tracing::warn!(target: "nost_app", app = a.name(), error = %e, "stop command not applied");
+                }
+                Ok(())
+            }
+        })
+        .await?;
+
+        let a = app.clone();
+        app.add_message_callback(&mgr, topics::UPDATE, move |m: Message| {
+            let a = a.clone();
+            async move {
+                let cmd = UpdateCommand::from_json(&m.body)?;
+                let p = cmd.tasking_parameters;
+                // Allowed before EXECUTING too: it applies at the crossing step.
+                if let Err(e) = a.simulator().update(p.time_scaling_factor, Some(p.sim_update_time)) {
+                    tracing::warn!(target: "nost_app", app = a.name(), error = %e, "update command not applied");
+                }
+                Ok(())
+            }
+        })
+        .await?;
+
+        let a = app.clone();
+        app.add_message_callback(&mgr, topics::FREEZE, move |m: Message| {
+            let a = a.clone();
+            async move {
+                let cmd = FreezeCommand::from_json(&m.body)?;
+                let at = cmd.tasking_parameters.sim_freeze_time;
+                let sim = a.simulator().clone();
+                // Waiting for the freeze time happens off the delivery path.
+                tokio::spawn(async move {
+                    if sim.time() < at {
+                        let wall = sim.wallclock_at(at);
+                        let wait = (wall - sim.wallclock_now()).to_std().unwrap_or_default();
+                        let ended =
+                            sim.wait_for(|m| matches!(m, Mode::Terminating | Mode::Terminated));
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = ended => return,
+                        }
+                    }
+                    if sim.mode() == Mode::Executing {
+                        let _ = sim.pause();
+                    }
+                });
+                Ok(())
+            }
+        })
+        .await?;
+
+        let a = app.clone();
+        app.add_message_callback(&mgr, topics::RESUME, move |m: Message| {
+            let a = a.clone();
+            async move {
+                let _cmd = ResumeCommand::from_json(&m.body)?;
+                if matches!(a.simulator().mode(), Mode::Paused | Mode::Pausing) {
+                    a.simulator().resume().map_err(|e| boxed(&e.to_string()))?;
+                }
+                Ok(())
+            }
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+fn boxed(text: &str) -> HandlerError {
+    text.to_owned().into()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
