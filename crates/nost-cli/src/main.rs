@@ -25,6 +25,12 @@ struct Cli {
 enum Command {
     /// Load and validate a configuration as an application would; print the mode.
     Check(cmd::check::Args),
+    /// Run a short scenario on the local broker: a manager and three managed applications.
+    Demo(cmd::run::DemoArgs),
+    /// Run the Manager's test plan from execution.manager.
+    Manager(cmd::run::ManagerArgs),
+    /// Run a ManagedApplication with the settings of execution.managed_applications.NAME.
+    Managed(cmd::run::ManagedArgs),
     /// Perform the Keycloak grant of the detected mode and show the token's claims.
     Token(cmd::token::Args),
     /// Print every message under a prefix as JSON lines (a logger application).
@@ -46,6 +52,9 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Check(args) => cmd::check::run(args),
+            Command::Demo(args) => cmd::run::demo(args).await,
+            Command::Manager(args) => cmd::run::manager(args).await,
+            Command::Managed(args) => cmd::run::managed(args).await,
             Command::Token(args) => cmd::token::run(args).await,
             Command::Listen(args) => cmd::listen::run(args).await,
             Command::Publish(args) => cmd::publish::run(args).await,

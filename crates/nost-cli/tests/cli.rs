@@ -184,3 +184,90 @@ fn listen_prints_what_publish_sends_as_json_lines() {
     assert_eq!(line["body"]["properties"]["ready"], true);
     assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
 }
+
+#[test]
+fn demo_runs_a_complete_scenario_on_the_local_broker() {
+    let (code, out, err) = run(nost().args(["demo", "--minutes", "5", "--time-scale", "150"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("scenario completed: every application TERMINATED"),
+        "{out}"
+    );
+    for app in ["satellite", "ground", "fire"] {
+        assert!(out.contains(&format!("{app}.status.ready")), "{out}");
+    }
+}
+
+#[test]
+fn demo_without_a_broker_says_how_to_start_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("nobroker.yaml");
+    std::fs::write(&cfg, "servers:\n  rabbitmq:\n    host: 127.0.0.1\n    port: 9\n    connection_timeout: 3\nexecution: {}\n").unwrap();
+    let (code, _, err) = run(nost()
+        .args(["demo", "--config"])
+        .arg(&cfg)
+        .arg("--env-file")
+        .arg(example("basic.env")));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("rabbitmq-server") && err.contains("127.0.0.1:9"),
+        "{err}"
+    );
+}
+
+#[test]
+fn manager_and_managed_commands_run_a_scenario_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("clirun");
+    let cfg = dir.path().join("nost.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"servers:
+  rabbitmq:
+    host: "127.0.0.1"
+execution:
+  general:
+    prefix: {prefix}
+  manager:
+    sim_start_time: "2024-01-01T12:00:00Z"
+    sim_stop_time: "2024-01-01T12:02:00Z"
+    time_scale_factor: 60
+    command_lead: "0:00:01"
+    required_apps: [rover]
+    init_retry_delay_s: 1
+    init_max_retry: 20
+    set_offset: False
+  managed_applications:
+    rover:
+      time_status_step: "0:00:30"
+      set_offset: False
+      shut_down_when_terminated: True
+"#
+        ),
+    )
+    .unwrap();
+    let env = example("basic.env");
+    let managed = nost()
+        .args(["managed", "--name", "rover", "--config"])
+        .arg(&cfg)
+        .arg("--env-file")
+        .arg(&env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out, err) = run(nost()
+        .args(["manager", "--config"])
+        .arg(&cfg)
+        .arg("--env-file")
+        .arg(&env));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("scenario terminated") && out.contains("\"rover\": true"),
+        "{out}"
+    );
+    let m = managed.wait_with_output().unwrap();
+    assert!(m.status.success(), "{}", String::from_utf8_lossy(&m.stderr));
+    assert!(String::from_utf8_lossy(&m.stdout).contains("rover terminated"));
+}

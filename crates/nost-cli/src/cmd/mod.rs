@@ -2,4 +2,5 @@
 pub mod check;
 pub mod listen;
 pub mod publish;
+pub mod run;
 pub mod token;
