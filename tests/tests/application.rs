@@ -19,6 +19,7 @@ fn local() -> (Config, StartOptions) {
         .unwrap();
     let options = StartOptions {
         credentials: Some(Credentials::basic("guest", "guest")),
+        set_offset: Some(false),
         ..Default::default()
     };
     (config, options)

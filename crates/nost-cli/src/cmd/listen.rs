@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use nost_app::Application;
+use nost_app::{Application, StartOptions};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -41,7 +41,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         &args.name,
         &prefix,
         &r.loaded.config,
-        r.start_options(args.otp.clone()),
+        StartOptions {
+            set_offset: Some(false),
+            ..r.start_options(args.otp.clone())
+        },
     )
     .await?;
     let (tx, mut rx) = mpsc::unbounded_channel();

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use nost_app::Application;
+use nost_app::{Application, StartOptions};
 
 use crate::common::ConfigArgs;
 
@@ -30,7 +30,10 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let r = args.config.resolve()?;
     let prefix = r.prefix(args.prefix.clone());
-    let mut options = r.start_options(args.otp.clone());
+    let mut options = StartOptions {
+        set_offset: Some(false),
+        ..r.start_options(args.otp.clone())
+    };
     options.handle_signals = false;
     let app = Application::start_up(&args.app, &prefix, &r.loaded.config, options).await?;
     app.send_message(&args.topic, &args.payload).await?;
