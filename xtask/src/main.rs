@@ -1,47 +1,320 @@
-//! `cargo xtask`: the project's automation (test, integration, bench).
+//! `cargo xtask`: the project's automation.
+//!
+//! - `test`: everything: `cargo fmt --check`, clippy with warnings as
+//!   errors, then all workspace tests with a throwaway OAuth2 RabbitMQ node
+//!   beside the default one.
+//! - `integration`: only the workspace-level suites (`tests/`), with the node.
+//! - `node`: start a node, print its `NOST_TEST_OAUTH_*` variables, stop it
+//!   on Enter or Ctrl-C (for running single tests by hand).
+//!
+//! The node is always stopped and its directory removed, also when tests
+//! fail or on Ctrl-C/SIGTERM; a final check looks for leftovers.
 
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-fn cargo(args: &[&str]) -> bool {
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use nost_testkit::broker::{BrokerOptions, OAuthBroker};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "nost-rs automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// fmt check, clippy -D warnings, all workspace tests with an OAuth2 node.
+    Test {
+        /// Skip `cargo fmt --all -- --check`.
+        #[arg(long)]
+        no_fmt: bool,
+        /// Skip `cargo clippy --workspace --all-targets -- -D warnings`.
+        #[arg(long)]
+        no_clippy: bool,
+        /// Extra arguments for `cargo test --workspace` (after `--`).
+        #[arg(last = true)]
+        test_args: Vec<String>,
+    },
+    /// `cargo test -p nost-tests` with an OAuth2 node.
+    Integration {
+        /// Extra arguments for `cargo test -p nost-tests` (after `--`).
+        #[arg(last = true)]
+        test_args: Vec<String>,
+    },
+    /// Start an OAuth2 node, print its environment, stop it on Enter.
+    Node,
+}
+
+/// The node and the running cargo child, reachable from the signal handler.
+#[derive(Default)]
+struct Running {
+    broker: Mutex<Option<OAuthBroker>>,
+    child: AtomicU32,
+    interrupted: AtomicBool,
+}
+
+impl Running {
+    /// Stop the node; the lock is held meanwhile, so a second caller (main
+    /// thread vs. signal handler) waits until the node is really gone.
+    fn stop_node(&self) {
+        let mut slot = match self.broker.lock() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(mut broker) = slot.take() {
+            let t = Instant::now();
+            broker.stop();
+            eprintln!(
+                "xtask: OAuth2 node stopped in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+/// One line per step for the summary.
+struct Summary(Vec<(String, bool, f64)>);
+
+impl Summary {
+    fn record(&mut self, name: &str, ok: bool, started: Instant) -> bool {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "xtask: step {name}: {} ({secs:.1} s)",
+            if ok { "ok" } else { "FAILED" }
+        );
+        self.0.push((name.to_owned(), ok, secs));
+        ok
+    }
+
+    fn print(&self) -> bool {
+        eprintln!("\nxtask summary:");
+        for (name, ok, secs) in &self.0 {
+            eprintln!(
+                "  {:<8} {name} ({secs:.1} s)",
+                if *ok { "ok" } else { "FAILED" }
+            );
+        }
+        let all = self.0.iter().all(|(_, ok, _)| *ok);
+        eprintln!("xtask: {}", if all { "all ok" } else { "FAILED" });
+        all
+    }
+}
+
+fn cargo(running: &Running, args: &[&str], extra: &[String], env: &[(String, String)]) -> bool {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprintln!("xtask: cargo {}", args.join(" "));
-    Command::new(cargo)
-        .args(args)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+    let mut line = args.join(" ");
+    if !extra.is_empty() {
+        line = format!("{line} -- {}", extra.join(" "));
+    }
+    eprintln!("xtask: cargo {line}");
+    let mut cmd = Command::new(cargo);
+    cmd.args(args);
+    if !extra.is_empty() {
+        cmd.arg("--").args(extra);
+    }
+    let Ok(mut child) = cmd.envs(env.iter().cloned()).spawn() else {
+        eprintln!("xtask: could not run cargo");
+        return false;
+    };
+    running.child.store(child.id(), Ordering::SeqCst);
+    let ok = child.wait().map(|s| s.success()).unwrap_or(false);
+    running.child.store(0, Ordering::SeqCst);
+    if running.interrupted.load(Ordering::SeqCst) {
+        // The signal handler stops the node and exits; do not race it.
+        loop {
+            std::thread::park();
+        }
+    }
+    ok
+}
+
+/// What the steps after the start need to know about the node.
+struct Started {
+    env: Vec<(String, String)>,
+    node: String,
+    dir: PathBuf,
+}
+
+fn start_node(running: &Running) -> Result<Started> {
+    eprintln!("xtask: starting the OAuth2 RabbitMQ node");
+    let started = Instant::now();
+    let broker = OAuthBroker::start(BrokerOptions::default()).context("OAuth2 node")?;
+    eprintln!(
+        "xtask: OAuth2 node {} ready in {:.1} s (amqp {}, amqps {})",
+        broker.node_name(),
+        started.elapsed().as_secs_f64(),
+        broker.amqp_port(),
+        broker.amqps_port()
+    );
+    let out = Started {
+        env: broker.export_env(),
+        node: broker.node_name().to_owned(),
+        dir: broker.info().dir.clone(),
+    };
+    if let Ok(mut slot) = running.broker.lock() {
+        *slot = Some(broker);
+    }
+    Ok(out)
+}
+
+/// Nothing may be left behind: the directory is gone and epmd does not
+/// know the node.
+fn check_leftovers(node: &str, dir: &std::path::Path) -> Result<()> {
+    let short = node.split('@').next().unwrap_or(node);
+    let mut names = String::new();
+    // epmd may need a moment to drop the name after the node died.
+    for _ in 0..20 {
+        names = Command::new("epmd")
+            .arg("-names")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        if !names.lines().any(|l| l.contains(&format!("name {short} "))) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let registered = names.lines().any(|l| l.contains(&format!("name {short} ")));
+    if registered || dir.exists() {
+        bail!(
+            "left behind: node {node} registered in epmd: {registered}; directory {} exists: {}",
+            dir.display(),
+            dir.exists()
+        );
+    }
+    Ok(())
+}
+
+/// Build the tests first (the node would idle meanwhile), then start the
+/// node, run them with its environment, stop it, check for leftovers.
+fn tests_with_node(
+    running: &Running,
+    summary: &mut Summary,
+    test_args: &[&str],
+    extra: &[String],
+) -> bool {
+    let t = Instant::now();
+    let mut build: Vec<&str> = test_args.to_vec();
+    build.push("--no-run");
+    if !summary.record("build tests", cargo(running, &build, &[], &[]), t) {
+        return false;
+    }
+    let t = Instant::now();
+    let Started { env, node, dir } = match start_node(running) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            return summary.record("start OAuth2 node", false, t);
+        }
+    };
+    summary.record("start OAuth2 node", true, t);
+    let t = Instant::now();
+    let ok = cargo(running, test_args, extra, &env);
+    summary.record(&format!("cargo {}", test_args.join(" ")), ok, t);
+    let t = Instant::now();
+    running.stop_node();
+    let clean = match check_leftovers(&node, &dir) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            false
+        }
+    };
+    summary.record("stop node, no leftovers", clean, t);
+    ok && clean
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let steps: Vec<(&str, Vec<&str>)> = match args.first().map(String::as_str) {
-        Some("test") => vec![
-            ("fmt", vec!["fmt", "--all", "--", "--check"]),
-            (
-                "clippy",
-                vec![
+    let cli = Cli::parse();
+    let running = Arc::new(Running::default());
+    let on_signal = Arc::clone(&running);
+    // Ctrl-C / SIGTERM / SIGHUP: stop the cargo child and the node (it
+    // lives in its own process group, so it gets no signal of its own).
+    let handler = ctrlc::set_handler(move || {
+        on_signal.interrupted.store(true, Ordering::SeqCst);
+        let child = on_signal.child.load(Ordering::SeqCst);
+        if child != 0 {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.to_string()])
+                .status();
+        }
+        on_signal.stop_node();
+        eprintln!("xtask: interrupted");
+        std::process::exit(130);
+    });
+    if let Err(e) = handler {
+        eprintln!("xtask: cannot handle signals ({e}); Ctrl-C may leave the node running");
+    }
+    let mut summary = Summary(Vec::new());
+    match cli.command {
+        Cmd::Test {
+            no_fmt,
+            no_clippy,
+            test_args,
+        } => {
+            if !no_fmt {
+                let t = Instant::now();
+                let ok = cargo(&running, &["fmt", "--all", "--", "--check"], &[], &[]);
+                summary.record("cargo fmt --all -- --check", ok, t);
+            }
+            if !no_clippy {
+                let t = Instant::now();
+                let args = [
                     "clippy",
                     "--workspace",
                     "--all-targets",
                     "--",
                     "-D",
                     "warnings",
-                ],
-            ),
-            ("tests", vec!["test", "--workspace"]),
-        ],
-        Some("integration") => vec![("integration", vec!["test", "-p", "nost-tests"])],
-        _ => {
-            eprintln!("usage: cargo xtask <test|integration>");
-            return ExitCode::from(2);
+                ];
+                let ok = cargo(&running, &args, &[], &[]);
+                summary.record("cargo clippy --workspace --all-targets -D warnings", ok, t);
+            }
+            tests_with_node(&running, &mut summary, &["test", "--workspace"], &test_args);
         }
-    };
-    for (name, a) in steps {
-        if !cargo(&a) {
-            eprintln!("xtask: {name} failed");
-            return ExitCode::FAILURE;
+        Cmd::Integration { test_args } => {
+            tests_with_node(
+                &running,
+                &mut summary,
+                &["test", "-p", "nost-tests"],
+                &test_args,
+            );
         }
-        eprintln!("xtask: {name} ok");
+        Cmd::Node => {
+            return match start_node(&running) {
+                Ok(Started { env, node, dir }) => {
+                    for (k, v) in &env {
+                        println!("export {k}='{v}'");
+                    }
+                    eprintln!("xtask: press Enter (or Ctrl-C) to stop {node}");
+                    let mut line = String::new();
+                    let _ = std::io::stdin().read_line(&mut line);
+                    running.stop_node();
+                    match check_leftovers(&node, &dir) {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(e) => {
+                            eprintln!("xtask: {e:#}");
+                            ExitCode::FAILURE
+                        }
+                    }
+                }
+                Err(e) => {
+                    eprintln!("xtask: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     }
-    ExitCode::SUCCESS
+    running.stop_node();
+    if summary.print() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

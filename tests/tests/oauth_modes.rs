@@ -1,0 +1,433 @@
+//! Every Keycloak mode end to end: a token from the Keycloak emulation,
+//! verified by a real OAuth2-enabled RabbitMQ node (started by
+//! `cargo xtask integration`), publishing and consuming on a topic exchange.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use nost_amqp::{AmqpError, SessionEvent};
+use nost_app::{AppError, Application, StartOptions};
+use nost_config::{Config, Credentials, SecretString};
+use nost_testkit::broker::{KID, OAuthBrokerInfo};
+use nost_testkit::{KeycloakEmulator, SigningKey};
+use nost_tests::unique;
+use tokio::sync::mpsc;
+
+const REALM: &str = "NOS-T";
+
+async fn setup() -> (OAuthBrokerInfo, KeycloakEmulator) {
+    let node = OAuthBrokerInfo::from_env_or_panic();
+    let key = SigningKey::from_pem_file(&node.signing_key_path(), KID).unwrap();
+    let kc = KeycloakEmulator::start(REALM, key).await;
+    (node, kc)
+}
+
+fn config(node: &OAuthBrokerInfo, kc: &KeycloakEmulator, refresh_interval: u64) -> Config {
+    let port = kc.port();
+    Config::builder()
+        .rabbitmq(|r| {
+            r.host = "127.0.0.1".into();
+            r.port = u32::from(node.amqp_port);
+            r.reconnect_delay = 1;
+            r.connection_timeout = 15;
+        })
+        .keycloak(|k| {
+            k.host = "127.0.0.1".into();
+            k.port = u32::from(port);
+            k.realm = REALM.into();
+            k.tls = Some(false);
+            k.token_refresh_interval = refresh_interval;
+        })
+        .build()
+        .unwrap()
+}
+
+/// Start two apps, send from one, receive at the other on a topic exchange.
+async fn round_trip(config: &Config, sender_opts: StartOptions, receiver_opts: StartOptions) {
+    let prefix = unique("oauth");
+    let rx_app = Application::start_up("ground", &prefix, config, receiver_opts)
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    rx_app
+        .add_message_callback("*", "status.ready", move |m| {
+            let tx = tx.clone();
+            async move {
+                tx.send(m.routing_key.clone()).ok();
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+    let tx_app = Application::start_up("sat", &prefix, config, sender_opts)
+        .await
+        .unwrap();
+    tx_app.ready().await.unwrap();
+    let key = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("delivered")
+        .unwrap();
+    assert_eq!(key, format!("{prefix}.sat.status.ready"));
+    tx_app.shut_down().await;
+    rx_app.shut_down().await;
+}
+
+fn with(credentials: Credentials) -> StartOptions {
+    StartOptions {
+        credentials: Some(credentials),
+        set_offset: Some(false),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_service_account_gets_its_token_and_talks_through_the_oauth_broker() {
+    let (node, kc) = setup().await;
+    kc.add_client("sos-service", Some("svc-secret"));
+    let cfg = config(&node, &kc, 240);
+    let creds = Credentials::client("sos-service", Some("svc-secret".into()));
+    round_trip(&cfg, with(creds.clone()), with(creds)).await;
+    assert!(kc.request_count("client_credentials") >= 2);
+}
+
+#[tokio::test]
+async fn a_user_account_without_otp_logs_in_with_the_password_grant() {
+    let (node, kc) = setup().await;
+    kc.add_client("nost-client", Some("c-secret"));
+    kc.add_user("alice", "wonderland");
+    let cfg = config(&node, &kc, 240);
+    let creds = Credentials::client("nost-client", Some("c-secret".into()))
+        .with_user("alice", "wonderland");
+    round_trip(&cfg, with(creds.clone()), with(creds)).await;
+    assert!(kc.request_count("password") >= 2);
+}
+
+#[tokio::test]
+async fn a_user_account_with_otp_gives_it_up_front() {
+    let (node, kc) = setup().await;
+    kc.add_client("nost-client", Some("c-secret"));
+    kc.add_user("bob", "builder");
+    kc.set_user_otp("bob", Some("424242"));
+    let cfg = config(&node, &kc, 240);
+    let creds =
+        Credentials::client("nost-client", Some("c-secret".into())).with_user("bob", "builder");
+    // Without the OTP a stock realm says "Invalid user credentials".
+    let err = Application::start_up("sat", "nootp", &cfg, with(creds.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AppError::Auth(_)), "{err:?}");
+    let otp = StartOptions {
+        otp: Some(SecretString::from("424242")),
+        ..with(creds)
+    };
+    round_trip(&cfg, otp.clone(), otp).await;
+    let with_totp = kc
+        .requests()
+        .iter()
+        .filter(|r| r.get("totp").map(String::as_str) == Some("424242"))
+        .count();
+    assert!(with_totp >= 2, "the OTP was sent as totp");
+}
+
+#[tokio::test]
+async fn a_backend_acts_for_a_user_with_pre_acquired_tokens_of_a_public_client() {
+    let (node, kc) = setup().await;
+    kc.add_client("nost_monitor_nodejs", None);
+    kc.add_user("carol", "pw");
+    let cfg = config(&node, &kc, 240);
+    let options = || {
+        let (access, refresh) = kc.issue_session("carol", "nost_monitor_nodejs");
+        StartOptions {
+            credentials: Some(Credentials::client("nost_monitor_nodejs", None)),
+            access_token: Some(SecretString::from(access)),
+            refresh_token: Some(SecretString::from(refresh)),
+            set_offset: Some(false),
+            ..Default::default()
+        }
+    };
+    round_trip(&cfg, options(), options()).await;
+    assert_eq!(
+        kc.request_count("password") + kc.request_count("client_credentials"),
+        0,
+        "no grant of its own"
+    );
+}
+
+#[tokio::test]
+async fn tokens_renewed_on_a_live_connection_keep_publishing_past_the_first_expiry() {
+    let (node, kc) = setup().await;
+    kc.add_client("sos-service", Some("svc-secret"));
+    kc.set_access_lifetime(4);
+    let cfg = config(&node, &kc, 240); // the 80% rule renews every ~3.2 s
+    let creds = Credentials::client("sos-service", Some("svc-secret".into()));
+    let prefix = unique("renew");
+    let app = Application::start_up("sat", &prefix, &cfg, with(creds))
+        .await
+        .unwrap();
+    let mut events = app.session().events();
+    let received = Arc::new(AtomicUsize::new(0));
+    let r = received.clone();
+    app.add_message_callback("sat", "tick", move |_| {
+        let r = r.clone();
+        async move {
+            r.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    })
+    .await
+    .unwrap();
+    // 12 s of publishing: three token lifetimes, with the broker re-checking
+    // permissions every second.
+    let mut sent = 0;
+    let until = tokio::time::Instant::now() + Duration::from_secs(12);
+    while tokio::time::Instant::now() < until {
+        app.send_message("tick", "{}").await.unwrap();
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.session().flush(Duration::from_secs(10)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut updates = 0;
+    let mut drops = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        match e {
+            SessionEvent::SecretUpdated => updates += 1,
+            SessionEvent::Disconnected { reason } => drops.push(reason),
+            _ => {}
+        }
+    }
+    assert!(
+        updates >= 3,
+        "update-secret sent on each renewal ({updates})"
+    );
+    // Had update-secret not carried the new token, the broker would have
+    // refused publishing after the first expiry and the session would have
+    // had to reconnect.
+    assert!(drops.is_empty(), "no connection loss: {drops:?}");
+    assert_eq!(
+        received.load(Ordering::SeqCst),
+        sent,
+        "every message delivered"
+    );
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_read_only_token_is_refused_with_the_exchange_named() {
+    let (node, kc) = setup().await;
+    kc.add_client("reader", Some("r-secret"));
+    kc.set_scopes("rabbitmq.read:*/*/*", None);
+    let cfg = config(&node, &kc, 240);
+    let prefix = unique("readonly");
+    let err = Application::start_up(
+        "sat",
+        &prefix,
+        &cfg,
+        with(Credentials::client("reader", Some("r-secret".into()))),
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, AppError::Amqp(AmqpError::AccessRefused { .. })),
+        "{err:?}"
+    );
+    assert!(text.contains(&prefix) && text.contains("scopes"), "{text}");
+}
+
+#[tokio::test]
+async fn a_token_without_write_scope_has_each_message_refused_and_reported() {
+    let (node, kc) = setup().await;
+    kc.add_client("nowrite", Some("n-secret"));
+    kc.set_scopes("rabbitmq.read:*/*/* rabbitmq.configure:*/*/*", None);
+    let cfg = config(&node, &kc, 240);
+    let prefix = unique("nowrite");
+    let app = Application::start_up(
+        "sat",
+        &prefix,
+        &cfg,
+        with(Credentials::client("nowrite", Some("n-secret".into()))),
+    )
+    .await
+    .unwrap();
+    let mut events = app.session().events();
+    app.send_message("status.ready", "{}").await.unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if let Ok(SessionEvent::PublishRefused {
+                exchange, error, ..
+            }) = events.recv().await
+            {
+                return (exchange, error);
+            }
+        }
+    })
+    .await
+    .expect("the application is told");
+    assert_eq!(refused.0, prefix);
+    assert!(refused.1.contains(&prefix), "{}", refused.1);
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_token_signed_with_another_key_is_refused_at_connect() {
+    let (node, kc) = setup().await;
+    kc.add_client("nost_monitor_nodejs", None);
+    let dir = tempfile::tempdir().unwrap();
+    nost_testkit::broker::make_rsa_key(&dir.path().join("k.pem"), &dir.path().join("k.pub"))
+        .unwrap();
+    let other = SigningKey::from_pem_file(&dir.path().join("k.pem"), KID).unwrap();
+    let forged = kc.mint_with_key(&other, "mallory", "nost_monitor_nodejs");
+    let (_, refresh) = kc.issue_session("mallory", "nost_monitor_nodejs");
+    let cfg = config(&node, &kc, 240);
+    let options = StartOptions {
+        credentials: Some(Credentials::client("nost_monitor_nodejs", None)),
+        access_token: Some(SecretString::from(forged.clone())),
+        refresh_token: Some(SecretString::from(refresh)),
+        set_offset: Some(false),
+        ..Default::default()
+    };
+    let err = Application::start_up("sat", &unique("forged"), &cfg, options)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, AppError::Amqp(AmqpError::LoginRefused { .. })),
+        "{err:?}"
+    );
+    assert!(text.contains("rejected the token"), "{text}");
+    assert!(!text.contains(&forged), "no token in messages");
+}
+
+#[tokio::test]
+async fn tls_with_the_ca_of_the_node_works_and_without_it_says_how_to_fix() {
+    let (node, kc) = setup().await;
+    kc.add_client("sos-service", Some("svc-secret"));
+    let mut cfg = config(&node, &kc, 240);
+    cfg.servers.rabbitmq.tls = true;
+    cfg.servers.rabbitmq.host = "localhost".into();
+    cfg.servers.rabbitmq.port = u32::from(node.amqps_port);
+    let creds = Credentials::client("sos-service", Some("svc-secret".into()));
+
+    let err = Application::start_up("sat", &unique("tls"), &cfg, with(creds.clone()))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("tls_ca_cert"), "{text}");
+
+    cfg.servers.rabbitmq.tls_ca_cert = Some(node.ca_cert_path().display().to_string());
+    round_trip(&cfg, with(creds.clone()), with(creds)).await;
+}
+
+/// A manager and three managed applications in one Keycloak mode, with
+/// tokens that live 4 s so they are renewed (and pushed) during the run.
+async fn scenario_in_mode(
+    kc: &KeycloakEmulator,
+    node: &OAuthBrokerInfo,
+    options: impl Fn() -> StartOptions,
+) {
+    use nost_app::{ManagedApplication, Manager, TestPlan};
+    use nost_config::NostDuration;
+    kc.set_access_lifetime(4);
+    let mut cfg = config(node, kc, 240);
+    let start = chrono::DateTime::parse_from_rfc3339("2024-01-01T12:00:00Z")
+        .unwrap()
+        .to_utc();
+    cfg.execution.manager = Some(nost_config::ManagerConfig {
+        sim_start_time: Some(start),
+        sim_stop_time: Some(start + chrono::TimeDelta::seconds(240)),
+        time_scale_factor: 30.0, // 8 s of wallclock: two token lifetimes
+        time_step: NostDuration::seconds(2),
+        time_status_step: Some(NostDuration::seconds(30)),
+        command_lead: NostDuration::microseconds(500_000),
+        required_apps: vec!["a1".into(), "a2".into(), "a3".into()],
+        init_retry_delay_s: 2,
+        set_offset: false,
+        ..Default::default()
+    });
+    let prefix = unique("kcrun");
+    let opts = || StartOptions {
+        set_offset: Some(false),
+        ..options()
+    };
+    let mut apps = Vec::new();
+    for name in ["a1", "a2", "a3"] {
+        apps.push(
+            ManagedApplication::start_up(name, &prefix, &cfg, opts())
+                .await
+                .unwrap(),
+        );
+    }
+    let manager = Manager::start_up("manager", &prefix, &cfg, opts())
+        .await
+        .unwrap();
+    let mut events: Vec<_> = apps.iter().map(|a| a.app().session().events()).collect();
+    events.push(manager.app().session().events());
+    let plan = TestPlan::from_config(cfg.execution.manager.as_ref().unwrap()).unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(60), manager.execute_test_plan(plan))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.ready.len(), 3);
+    for a in &apps {
+        tokio::time::timeout(Duration::from_secs(10), a.wait_terminated())
+            .await
+            .unwrap();
+    }
+    for mut ev in events {
+        let (mut updates, mut drops) = (0, 0);
+        while let Ok(e) = ev.try_recv() {
+            match e {
+                SessionEvent::SecretUpdated => updates += 1,
+                SessionEvent::Disconnected { .. } => drops += 1,
+                _ => {}
+            }
+        }
+        assert!(updates >= 1, "tokens renewed during the run");
+        assert_eq!(drops, 0, "no connection lost");
+    }
+    for a in &apps {
+        a.app().shut_down().await;
+    }
+    manager.app().shut_down().await;
+}
+
+#[tokio::test]
+async fn a_scenario_runs_with_service_account_tokens_renewed_during_the_run() {
+    let (node, kc) = setup().await;
+    kc.add_client("svc", Some("s"));
+    scenario_in_mode(&kc, &node, || {
+        with(Credentials::client("svc", Some("s".into())))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_scenario_runs_with_user_account_tokens_renewed_during_the_run() {
+    let (node, kc) = setup().await;
+    kc.add_client("app", Some("s"));
+    kc.add_user("alice", "pw");
+    scenario_in_mode(&kc, &node, || {
+        with(Credentials::client("app", Some("s".into())).with_user("alice", "pw"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_scenario_runs_with_pre_acquired_tokens_renewed_during_the_run() {
+    let (node, kc) = setup().await;
+    kc.add_client("monitor", None);
+    scenario_in_mode(&kc, &node, || {
+        let (access, refresh) = kc.issue_session("carol", "monitor");
+        StartOptions {
+            credentials: Some(Credentials::client("monitor", None)),
+            access_token: Some(SecretString::from(access)),
+            refresh_token: Some(SecretString::from(refresh)),
+            set_offset: Some(false),
+            ..Default::default()
+        }
+    })
+    .await;
+}
