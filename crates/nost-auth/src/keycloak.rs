@@ -243,7 +243,12 @@ pub(crate) fn parse_response(
             };
             let secs = |key: &str| obj.get(key).and_then(|v| v.as_f64()).map(seconds);
             return Ok(TokenSet {
-                expires_in: secs("expires_in").or_else(|| jwt_remaining(access)),
+                // `exp` is whole seconds from the issue time, so the token may
+                // live up to a second less than `expires_in`: trust the shorter.
+                expires_in: match (secs("expires_in"), jwt_remaining(access)) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                },
                 refresh_token: obj
                     .get("refresh_token")
                     .and_then(|v| v.as_str())
