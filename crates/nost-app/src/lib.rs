@@ -6,6 +6,7 @@
 //! matching) and [`simulator`] (modes, scenario time, entities, observers).
 
 pub mod app;
+pub mod logging;
 pub mod managed;
 pub mod manager;
 pub mod messages;

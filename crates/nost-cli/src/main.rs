@@ -41,7 +41,10 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    common::init_logging();
+    // manager/managed log as their YAML section says (file logging included).
+    if !matches!(cli.command, Command::Manager(_) | Command::Managed(_)) {
+        common::init_logging();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

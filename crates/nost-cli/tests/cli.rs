@@ -271,3 +271,47 @@ execution:
     assert!(m.status.success(), "{}", String::from_utf8_lossy(&m.stderr));
     assert!(String::from_utf8_lossy(&m.stdout).contains("rover terminated"));
 }
+
+#[test]
+fn managed_writes_the_log_file_its_section_asks_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("clilog");
+    let cfg = dir.path().join("nost.yaml");
+    let logs = dir.path().join("logs");
+    std::fs::write(
+        &cfg,
+        format!(
+            "servers:\n  rabbitmq:\n    host: 127.0.0.1\nexecution:\n  general:\n    prefix: {prefix}\n  managed_applications:\n    logged:\n      set_offset: False\n      enable_file_logging: True\n      log_dir: \"{}\"\n      log_filename: logged.log\n      log_level: INFO\n",
+            logs.display()
+        ),
+    )
+    .unwrap();
+    let mut child = nost()
+        .args(["managed", "--name", "logged", "--config"])
+        .arg(&cfg)
+        .arg("--env-file")
+        .arg(example("basic.env"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let file = logs.join("logged.log");
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(&file).unwrap_or_default();
+        if text.contains("application started") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(text.contains("application started"), "log file: {text:?}");
+    assert!(!text.contains("guest\""), "no secret in the log");
+    assert!(
+        status.success(),
+        "SIGTERM shuts the application down cleanly: {status:?}"
+    );
+}

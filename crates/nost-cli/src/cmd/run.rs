@@ -106,6 +106,7 @@ pub async fn manager(args: ManagerArgs) -> anyhow::Result<ExitCode> {
     let section = cfg.execution.manager.as_ref().context(
         "execution.manager is required to run a manager (sim_start_time, sim_stop_time, …)",
     )?;
+    let _log = nost_app::logging::init(&args.name, &section.logging)?;
     let plan = TestPlan::from_config(section)?;
     let started = Instant::now();
     let manager = Manager::start_up(&args.name, &prefix, cfg, r.start_options(args.otp.clone()))
@@ -163,6 +164,10 @@ pub async fn managed(args: ManagedArgs) -> anyhow::Result<ExitCode> {
     let r = args.config.resolve()?;
     let prefix = r.prefix(args.prefix.clone());
     let cfg = &r.loaded.config;
+    let _log = nost_app::logging::init(
+        &args.name,
+        &cfg.execution.managed_application(&args.name).logging,
+    )?;
     let app =
         ManagedApplication::start_up(&args.name, &prefix, cfg, r.start_options(args.otp.clone()))
             .await
