@@ -128,27 +128,8 @@ pub fn unique(prefix: &str) -> String {
 pub fn python_with_nost_tools() -> std::path::PathBuf {
     static PY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     PY.get_or_init(|| {
-        if let Ok(p) = std::env::var("NOST_TEST_PYTHON") {
-            return p.into();
-        }
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/interop-venv");
-        let python = root.join("bin/python");
-        let marker = root.join(".nost-tools-3.6.0");
-        if marker.exists() {
-            return python;
-        }
-        let run = |cmd: &mut Command| {
-            let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-            assert!(
-                out.status.success(),
-                "{cmd:?} failed (is python3-venv installed and PyPI reachable?):\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(Command::new("python3").args(["-m", "venv"]).arg(&root));
-        run(Command::new(&python).args(["-m", "pip", "install", "-q", "nost-tools==3.6.0"]));
-        let _ = std::fs::write(&marker, "");
-        python
+        let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+        nost_testkit::python::nost_tools_python(&target).unwrap_or_else(|e| panic!("{e}"))
     })
     .clone()
 }

@@ -431,3 +431,89 @@ async fn a_scenario_runs_with_pre_acquired_tokens_renewed_during_the_run() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn many_applications_share_one_service_account_session_and_one_request_per_renewal() {
+    let (node, kc) = setup().await;
+    kc.add_client("sos-service", Some("svc-secret"));
+    // Long enough that connecting does not renew first (it does under 30 s).
+    kc.set_access_lifetime(120);
+    let cfg = config(&node, &kc, 1); // renew every second
+    let creds = Credentials::client("sos-service", Some("svc-secret".into()));
+    let shared = nost_app::SharedTokens::start(&cfg, &with(creds))
+        .await
+        .unwrap();
+    assert_eq!(shared.mode(), nost_config::ModeKind::ServiceAccount);
+    let options = StartOptions {
+        shared_tokens: Some(shared.clone()),
+        set_offset: Some(false),
+        ..Default::default()
+    };
+    let prefix = unique("shared");
+    let mut apps = Vec::new();
+    for i in 0..5 {
+        let app = Application::start_up(&format!("sat{i}"), &prefix, &cfg, options.clone())
+            .await
+            .unwrap();
+        apps.push(app);
+    }
+    let mut updates: Vec<_> = apps.iter().map(|a| a.session().events()).collect();
+    let mut renewals = shared.token_manager().subscribe_events();
+    let mut next_renewal = async || {
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(10), renewals.recv())
+                .await
+                .expect("a renewal within 10 s")
+                .unwrap();
+            if matches!(ev, nost_auth::AuthEvent::Renewed { .. }) {
+                return;
+            }
+        }
+    };
+    // Count from just after one renewal (the next is a second away) to
+    // just after the third following it.
+    next_renewal().await;
+    kc.clear_requests();
+    for _ in 0..3 {
+        next_renewal().await;
+    }
+    assert_eq!(
+        kc.requests().len(),
+        3,
+        "one token request per renewal for five applications"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (i, rx) in updates.iter_mut().enumerate() {
+        let mut n = 0;
+        while let Ok(e) = rx.try_recv() {
+            if e == SessionEvent::SecretUpdated {
+                n += 1;
+            }
+        }
+        assert!(n >= 3, "sat{i} got each renewed token ({n} update-secrets)");
+    }
+    // One application leaving does not stop the others' renewals.
+    apps.remove(0).shut_down().await;
+    next_renewal().await;
+    apps[0].send_message("tick", "{}").await.unwrap();
+    apps[0]
+        .session()
+        .flush(Duration::from_secs(5))
+        .await
+        .unwrap();
+    for app in apps {
+        app.shut_down().await;
+    }
+    shared.shutdown().await;
+}
+
+#[tokio::test]
+async fn shared_tokens_refuse_basic_mode() {
+    let cfg = Config::builder().build().unwrap();
+    let err = nost_app::SharedTokens::start(&cfg, &with(Credentials::basic("guest", "guest")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Keycloak mode"), "{err}");
+    assert!(!err.contains("guest\""), "{err}");
+}

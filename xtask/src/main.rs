@@ -6,6 +6,8 @@
 //! - `integration`: only the workspace-level suites (`tests/`), with the node.
 //! - `node`: start a node, print its `NOST_TEST_OAUTH_*` variables, stop it
 //!   on Enter or Ctrl-C (for running single tests by hand).
+//! - `bench`: build `nost-bench` in release mode and run every benchmark
+//!   (not part of `test`: timings never decide a pass).
 //!
 //! The node is always stopped and its directory removed, also when tests
 //! fail or on Ctrl-C/SIGTERM; a final check looks for leftovers.
@@ -49,6 +51,12 @@ enum Cmd {
     },
     /// Start an OAuth2 node, print its environment, stop it on Enter.
     Node,
+    /// Benchmarks: raw lapin, nost-rs and Python nost_tools side by side.
+    Bench {
+        /// Arguments for `nost-bench run` (after `--`, e.g. `--reps 3`).
+        #[arg(last = true)]
+        bench_args: Vec<String>,
+    },
 }
 
 /// The node and the running cargo child, reachable from the signal handler.
@@ -286,6 +294,7 @@ fn main() -> ExitCode {
                 &test_args,
             );
         }
+        Cmd::Bench { bench_args } => return bench(&running, &bench_args),
         Cmd::Node => {
             return match start_node(&running) {
                 Ok(Started { env, node, dir }) => {
@@ -313,6 +322,46 @@ fn main() -> ExitCode {
     }
     running.stop_node();
     if summary.print() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `cargo build --release -p nost-bench`, then `nost-bench run ARGS` from
+/// the workspace root (it starts and stops its own OAuth2 node).
+fn bench(running: &Running, args: &[String]) -> ExitCode {
+    if !cargo(
+        running,
+        &["build", "--release", "-p", "nost-bench"],
+        &[],
+        &[],
+    ) {
+        return ExitCode::FAILURE;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let exe = target.join("release/nost-bench");
+    eprintln!("xtask: {} run {}", exe.display(), args.join(" "));
+    let spawned = Command::new(&exe)
+        .arg("run")
+        .arg("--target-dir")
+        .arg(&target)
+        .arg("--out")
+        .arg(target.join("bench"))
+        .args(args)
+        .current_dir(&root)
+        .spawn();
+    let Ok(mut child) = spawned else {
+        eprintln!("xtask: could not run {}", exe.display());
+        return ExitCode::FAILURE;
+    };
+    running.child.store(child.id(), Ordering::SeqCst);
+    let ok = child.wait().map(|s| s.success()).unwrap_or(false);
+    running.child.store(0, Ordering::SeqCst);
+    if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -17,6 +17,7 @@ pub mod topics;
 
 pub use app::error::{AppError, HandlerError};
 pub use app::options::StartOptions;
+pub use app::shared::SharedTokens;
 pub use app::{Application, Message};
 pub use managed::ManagedApplication;
 pub use manager::{Manager, RunSummary, TestPlan};

@@ -1,6 +1,7 @@
 //! Test support for nost-rs, never shipped: a throwaway OAuth2-enabled
 //! RabbitMQ node ([`broker`]) and a Keycloak emulation on wiremock
-//! ([`keycloak`]) that mints real RS256 tokens the node verifies.
+//! ([`keycloak`]) that mints real RS256 tokens the node verifies, and the
+//! Python `nost_tools` peer in a virtual environment ([`python`]).
 //!
 //! ```no_run
 //! use nost_testkit::broker::{BrokerOptions, OAuthBroker, OAuthBrokerInfo};
@@ -29,4 +30,5 @@
 
 pub mod broker;
 pub mod keycloak;
+pub mod python;
 pub use keycloak::*;

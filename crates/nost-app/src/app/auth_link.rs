@@ -60,7 +60,12 @@ pub(crate) async fn login(
                 ..AuthOptions::default()
             };
             let manager = TokenManager::start(mode, &keycloak, auth_options).await?;
-            Ok((Login::Token(Arc::new(Feed(manager.clone()))), Some(manager)))
+            Ok((token_login(&manager), Some(manager)))
         }
     }
+}
+
+/// The broker login that takes its tokens from `manager`.
+pub(crate) fn token_login(manager: &TokenManager) -> Login {
+    Login::Token(Arc::new(Feed(manager.clone())))
 }

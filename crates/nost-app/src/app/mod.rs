@@ -3,6 +3,7 @@
 pub(crate) mod auth_link;
 pub mod error;
 pub mod options;
+pub mod shared;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -62,6 +63,9 @@ struct Inner {
     mode: ModeKind,
     session: Session,
     tokens: Option<TokenManager>,
+    /// False when the tokens belong to a [`shared::SharedTokens`]: the
+    /// owner, not this application, stops their renewal.
+    owns_tokens: bool,
     handlers: Mutex<HashMap<String, Vec<Handler>>>,
     queues: Mutex<Vec<String>>,
     subscribe_lock: tokio::sync::Mutex<()>,
@@ -150,20 +154,17 @@ impl Application {
             .map_err(|e| AppError::InvalidName(e.to_string()))?;
         validate_name("prefix", prefix).map_err(|e| AppError::InvalidName(e.to_string()))?;
         config.validate_all()?;
-        let credentials = match &options.credentials {
-            Some(c) => c.clone(),
-            None => Credentials::from_env(&options.env_file)?,
+        let (mode, login, token_manager, owns_tokens) = match &options.shared_tokens {
+            Some(shared) => {
+                let (login, manager) = shared.login(config)?;
+                (shared.mode(), login, Some(manager), false)
+            }
+            None => {
+                let mode = detect_mode(config, &options)?;
+                let (login, manager) = auth_link::login(&mode, config, &options).await?;
+                (mode.kind(), login, manager, true)
+            }
         };
-        let tokens = Tokens {
-            access_token: options.access_token.clone(),
-            refresh_token: options.refresh_token.clone(),
-        };
-        let mode = AuthMode::detect(
-            config.servers.rabbitmq.keycloak_authentication,
-            &credentials,
-            &tokens,
-        )?;
-        let (login, token_manager) = auth_link::login(&mode, config, &options).await?;
         let mut settings = ConnectSettings::new(config.servers.rabbitmq.clone(), login);
         settings.connection_name = options
             .connection_name
@@ -172,23 +173,24 @@ impl Application {
         let session = match Session::connect(settings).await {
             Ok(s) => s,
             Err(e) => {
-                if let Some(t) = &token_manager {
+                if let Some(t) = token_manager.as_ref().filter(|_| owns_tokens) {
                     t.shutdown().await;
                 }
                 return Err(e.into());
             }
         };
         session.declare_exchange(ExchangeSpec::nost(prefix)).await?;
-        tracing::info!(target: "nost_app", app = name, prefix, mode = %mode.kind(), url = %session.url(), "application started");
+        tracing::info!(target: "nost_app", app = name, prefix, mode = %mode, url = %session.url(), "application started");
         let (outbox, outbox_rx) = mpsc::unbounded_channel::<Queued>();
         let app = Application {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
                 prefix: prefix.to_owned(),
                 config: config.clone(),
-                mode: mode.kind(),
+                mode,
                 session,
                 tokens: token_manager,
+                owns_tokens,
                 handlers: Mutex::new(HashMap::new()),
                 queues: Mutex::new(Vec::new()),
                 subscribe_lock: tokio::sync::Mutex::new(()),
@@ -234,7 +236,8 @@ impl Application {
         &self.inner.session
     }
 
-    /// The token manager in Keycloak modes.
+    /// The token manager in Keycloak modes (shared with other applications
+    /// when started with [`StartOptions::shared_tokens`]).
     pub fn token_manager(&self) -> Option<&TokenManager> {
         self.inner.tokens.as_ref()
     }
@@ -406,7 +409,7 @@ impl Application {
                     }
                 }
                 inner.session.shutdown(SHUTDOWN_FLUSH).await;
-                if let Some(t) = &inner.tokens {
+                if let Some(t) = inner.tokens.as_ref().filter(|_| inner.owns_tokens) {
                     t.shutdown().await;
                 }
                 tracing::info!(target: "nost_app", app = %inner.name, "application shut down");
@@ -522,4 +525,22 @@ impl Application {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The mode from the YAML, the credentials (given or from `.env`) and the
+/// tokens handed to `start_up`; refused before any I/O when invalid.
+pub(crate) fn detect_mode(config: &Config, options: &StartOptions) -> Result<AuthMode, AppError> {
+    let credentials = match &options.credentials {
+        Some(c) => c.clone(),
+        None => Credentials::from_env(&options.env_file)?,
+    };
+    let tokens = Tokens {
+        access_token: options.access_token.clone(),
+        refresh_token: options.refresh_token.clone(),
+    };
+    Ok(AuthMode::detect(
+        config.servers.rabbitmq.keycloak_authentication,
+        &credentials,
+        &tokens,
+    )?)
 }

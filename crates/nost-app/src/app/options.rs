@@ -36,6 +36,10 @@ pub struct StartOptions {
     pub handle_signals: bool,
     /// Name shown for the connection in RabbitMQ's management UI.
     pub connection_name: Option<String>,
+    /// Use this Keycloak session instead of logging in: many applications,
+    /// one token request per renewal. Credentials and tokens above are then
+    /// not read.
+    pub shared_tokens: Option<super::shared::SharedTokens>,
 }
 
 impl fmt::Debug for StartOptions {
@@ -49,6 +53,7 @@ impl fmt::Debug for StartOptions {
             .field("credentials", &self.credentials)
             .field("env_file", &self.env_file)
             .field("handle_signals", &self.handle_signals)
+            .field("shared_tokens", &self.shared_tokens.is_some())
             .finish_non_exhaustive()
     }
 }

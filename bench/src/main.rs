@@ -1,0 +1,241 @@
+//! `nost-bench`: the measurements behind `cargo xtask bench`.
+//!
+//! Raw lapin, nost-rs and Python `nost_tools` 3.6.0 on the same broker in
+//! the same run, each figure the median of several repetitions, reported as
+//! ratios (a shared, noisy machine makes absolute numbers travel badly).
+//! It is not a test: nothing here passes or fails on a timing.
+//!
+//! The measured clients run as child processes of this binary (`child …`
+//! subcommands, or the scripts in `bench/python`) so the OS accounts CPU and
+//! memory to them alone.
+
+mod child;
+mod consumer;
+mod ctx;
+mod many;
+mod measure;
+mod proc;
+mod publish;
+mod renewal;
+mod report;
+mod startup;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use nost_testkit::KeycloakEmulator;
+use nost_testkit::broker::{BrokerOptions, OAuthBroker, OAuthBrokerInfo};
+
+use crate::ctx::Ctx;
+use crate::publish::Publisher;
+use crate::report::Report;
+use crate::startup::Starter;
+
+#[derive(Parser)]
+#[command(
+    name = "nost-bench",
+    about = "nost-rs benchmarks (run through `cargo xtask bench`)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run every benchmark and write the table and the JSON.
+    Run(RunArgs),
+    /// A measured process (spawned by `run`).
+    #[command(subcommand, hide = true)]
+    Child(child::Child),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct RunArgs {
+    /// Repetitions of each publish and start-up measurement (median reported).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Messages per publish run.
+    #[arg(long, default_value_t = 20_000)]
+    messages: usize,
+    /// Seconds of publishing under 1 s token renewals.
+    #[arg(long, default_value_t = 30)]
+    renewal_secs: u64,
+    /// Applications sharing one service-account session.
+    #[arg(long, default_value_t = 200)]
+    apps: usize,
+    /// Renewal cycles watched with the many applications.
+    #[arg(long, default_value_t = 5)]
+    renewals: usize,
+    /// Where the JSON goes (`bench-<UTC time>.json` and `latest.json`).
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// The cargo target directory (the Python venv lives under it).
+    #[arg(long, default_value = "target")]
+    target_dir: PathBuf,
+    /// Leave Python nost_tools out (no venv, no PyPI).
+    #[arg(long)]
+    no_python: bool,
+    /// Run only these suites.
+    #[arg(long, value_delimiter = ',', default_values = ["publish", "startup", "renewal", "many"])]
+    only: Vec<Suite>,
+    /// The default broker's AMQP port (guest/guest).
+    #[arg(long, default_value_t = 5672)]
+    amqp_port: u16,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Suite {
+    Publish,
+    Startup,
+    Renewal,
+    Many,
+}
+
+/// A name unique to this run.
+pub(crate) fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "bench{prefix}{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("nost-bench: no runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let res = match cli.command {
+        Cmd::Child(c) => rt.block_on(child::run(c)),
+        Cmd::Run(args) => rt.block_on(run(args)),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nost-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn step(what: &str) {
+    eprintln!("bench: {what}");
+}
+
+async fn run(args: RunArgs) -> Result<()> {
+    let python = if args.no_python {
+        None
+    } else {
+        step("Python nost_tools 3.6.0 venv");
+        // Children run in another directory: the path must be absolute.
+        let target = std::path::absolute(&args.target_dir)?;
+        let py =
+            tokio::task::spawn_blocking(move || nost_testkit::python::nost_tools_python(&target))
+                .await?
+                .map_err(anyhow::Error::msg)
+                .context("Python nost_tools (use --no-python to leave it out)")?;
+        Some(py)
+    };
+    let ctx = Ctx::new(python, args.amqp_port)?;
+    let mut report = Report::new(&args, &ctx);
+
+    let publishers: Vec<Publisher> = [Publisher::Lapin, Publisher::NostRs, Publisher::NostTools]
+        .into_iter()
+        .filter(|p| *p != Publisher::NostTools || ctx.python.is_some())
+        .collect();
+    let runs = |s: Suite| args.only.contains(&s);
+    if runs(Suite::Publish) {
+        step("warm-up");
+        for p in &publishers {
+            publish::run_once(&ctx, *p, args.messages / 10).await?;
+        }
+    }
+    for rep in (1..=args.reps).filter(|_| runs(Suite::Publish)) {
+        for p in &publishers {
+            let s = publish::run_once(&ctx, *p, args.messages).await?;
+            eprintln!(
+                "bench: publish {rep}/{} {:<17} {:>9.0} msg/s {:>7.2} µs CPU/msg",
+                args.reps,
+                p.label(),
+                s.msgs_per_s,
+                s.cpu_us_per_msg
+            );
+            report.publish_sample(*p, s);
+        }
+    }
+    let starters: Vec<Starter> = [Starter::NostRs, Starter::NostTools]
+        .into_iter()
+        .filter(|s| !matches!(s, Starter::NostTools) || ctx.python.is_some())
+        .collect();
+    for rep in (1..=args.reps).filter(|_| runs(Suite::Startup)) {
+        for s in &starters {
+            let secs = startup::run_once(&ctx, *s).await?;
+            eprintln!(
+                "bench: start-up {rep}/{} {s:?} {:.0} ms",
+                args.reps,
+                secs * 1e3
+            );
+            report.startup_sample(*s, secs);
+        }
+    }
+
+    if !runs(Suite::Renewal) && !runs(Suite::Many) {
+        return report.finish();
+    }
+    let (own, node) = oauth_node().await?;
+    let kc = KeycloakEmulator::start(renewal::REALM, node.signing_key()?).await;
+    kc.add_client(renewal::CLIENT, Some(renewal::SECRET));
+    step(&format!(
+        "renewal under load: {} s, token renewed every second",
+        args.renewal_secs
+    ));
+    let r = renewal::run(
+        &node,
+        &kc,
+        &ctx.body,
+        Duration::from_secs(args.renewal_secs),
+    )
+    .await;
+    match r {
+        Ok(r) => report.renewal = Some(r),
+        Err(e) => eprintln!("bench: renewal under load failed: {e:#}"),
+    }
+    step(&format!(
+        "{} applications sharing one service account",
+        args.apps
+    ));
+    match many::run(&ctx, &node, &kc, args.apps, args.renewals).await {
+        Ok(m) => report.many = Some(m),
+        Err(e) => eprintln!("bench: many applications failed: {e:#}"),
+    }
+    drop(kc);
+    if let Some(mut broker) = own {
+        tokio::task::spawn_blocking(move || broker.stop()).await?;
+    }
+    report.finish()?;
+    Ok(())
+}
+
+/// The node of `cargo xtask node`/`integration` if its variables are set,
+/// else one of our own (stopped at the end, or by its watchdog if we die).
+async fn oauth_node() -> Result<(Option<OAuthBroker>, OAuthBrokerInfo)> {
+    if let Some(info) = OAuthBrokerInfo::from_env() {
+        return Ok((None, info));
+    }
+    step("starting an OAuth2 RabbitMQ node");
+    let broker = tokio::task::spawn_blocking(|| OAuthBroker::start(BrokerOptions::default()))
+        .await?
+        .context("OAuth2 node")?;
+    let info = broker.info().clone();
+    Ok((Some(broker), info))
+}

@@ -1,0 +1,111 @@
+//! Publish throughput and client CPU per message: a publisher process sends
+//! N messages; the clock runs from its `ready` until an independent
+//! consumer has received all N.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+use tokio::process::Command;
+
+use crate::consumer::{Consumer, local_uri};
+use crate::ctx::Ctx;
+use crate::proc::{Proc, numbers};
+
+/// Who publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Publisher {
+    /// (a) a bare lapin loop.
+    Lapin,
+    /// (b) nost-rs `Application::send_message`.
+    NostRs,
+    /// (c) Python nost_tools 3.6.0 `Application.send_message`.
+    NostTools,
+}
+
+impl Publisher {
+    pub fn label(self) -> &'static str {
+        match self {
+            Publisher::Lapin => "raw lapin",
+            Publisher::NostRs => "nost-rs",
+            Publisher::NostTools => "nost_tools 3.6.0",
+        }
+    }
+}
+
+/// One run of one publisher.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishSample {
+    /// Publisher `ready` to the last message at the consumer.
+    pub seconds: f64,
+    /// Messages per second over that time.
+    pub msgs_per_s: f64,
+    /// User + system CPU of the publisher process over the same time.
+    pub cpu_seconds: f64,
+    /// CPU per message in microseconds.
+    pub cpu_us_per_msg: f64,
+}
+
+/// Run `who` once with `count` messages.
+pub async fn run_once(ctx: &Ctx, who: Publisher, count: usize) -> Result<PublishSample> {
+    let prefix = crate::unique("tput");
+    let consumer = Consumer::start(
+        local_uri(ctx.amqp_port, "guest", "guest"),
+        &prefix,
+        &format!("{prefix}.#"),
+        None,
+    )
+    .await?;
+    let mut cmd = match who {
+        Publisher::Lapin => {
+            let mut c = Command::new(&ctx.exe);
+            c.args(["child", "publish-lapin", "--url", &ctx.default_url()])
+                .args(["--prefix", &prefix, "--count", &count.to_string()]);
+            c
+        }
+        Publisher::NostRs => {
+            let mut c = Command::new(&ctx.exe);
+            c.args(["child", "publish-nost", "--count", &count.to_string()])
+                .args(["--prefix", &prefix])
+                .arg("--config")
+                .arg(ctx.basic_yaml())
+                .arg("--env-file")
+                .arg(ctx.basic_env());
+            c
+        }
+        Publisher::NostTools => {
+            let Some(py) = &ctx.python else {
+                bail!("Python is skipped")
+            };
+            let mut c = Command::new(py);
+            c.arg(ctx.scripts.join("publish.py"))
+                .arg(&prefix)
+                .arg(ctx.basic_yaml())
+                .arg(count.to_string())
+                .current_dir(ctx.dir.path());
+            c
+        }
+    };
+    cmd.env("NOST_BENCH_BODY", &ctx.body);
+    let mut child = Proc::spawn(who.label(), cmd)?;
+    child.expect("ready", Duration::from_secs(60)).await?;
+    let t0 = Instant::now();
+    let t1 = consumer.wait_for(count, Duration::from_secs(30)).await?;
+    child.send("report").await?;
+    let cpu = numbers(&child.expect("cpu", Duration::from_secs(60)).await?);
+    child.finish(Duration::from_secs(20)).await;
+    let extra = consumer.count().saturating_sub(count);
+    consumer.close().await;
+    if extra > 0 {
+        eprintln!("bench: {} delivered {extra} duplicates", who.label());
+    }
+    let seconds = (t1 - t0).as_secs_f64();
+    let cpu_seconds = cpu.iter().sum::<f64>();
+    Ok(PublishSample {
+        seconds,
+        msgs_per_s: count as f64 / seconds,
+        cpu_seconds,
+        cpu_us_per_msg: cpu_seconds * 1e6 / count as f64,
+    })
+}

@@ -1,0 +1,87 @@
+//! One Keycloak session for many applications of one process.
+
+use nost_amqp::Login;
+use nost_auth::TokenManager;
+use nost_config::{Config, ModeKind};
+
+use super::error::AppError;
+use super::options::StartOptions;
+use super::{auth_link, detect_mode};
+
+/// A Keycloak session (one login, one refresher) that many
+/// [`Application`](super::Application)s of a process share through
+/// [`StartOptions::shared_tokens`].
+///
+/// Without it every application logs in and renews on its own: 200
+/// applications under one service account make 200 token requests per
+/// renewal cycle. With it they make one, and every connection receives each
+/// new token by `connection.update-secret`.
+///
+/// Applications started with it never stop it; [`shutdown`](Self::shutdown)
+/// it (or drop every clone) when the last application is done.
+///
+/// ```no_run
+/// # async fn run(config: nost_config::Config) -> Result<(), nost_app::AppError> {
+/// use nost_app::{Application, SharedTokens, StartOptions};
+/// let tokens = SharedTokens::start(&config, &StartOptions::default()).await?;
+/// let options = StartOptions { shared_tokens: Some(tokens.clone()), ..Default::default() };
+/// let a = Application::start_up("sat-1", "fire", &config, options.clone()).await?;
+/// let b = Application::start_up("sat-2", "fire", &config, options).await?;
+/// # a.shut_down().await; b.shut_down().await;
+/// tokens.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct SharedTokens {
+    mode: ModeKind,
+    manager: TokenManager,
+}
+
+impl SharedTokens {
+    /// Detect the mode from `config`, the credentials and tokens of
+    /// `options` (as `start_up` does) and log in once. Basic mode has no
+    /// tokens to share and is refused.
+    pub async fn start(config: &Config, options: &StartOptions) -> Result<Self, AppError> {
+        config.validate_all()?;
+        let mode = detect_mode(config, options)?;
+        let (_, manager) = auth_link::login(&mode, config, options).await?;
+        let manager = manager.ok_or_else(not_keycloak)?;
+        Ok(SharedTokens {
+            mode: mode.kind(),
+            manager,
+        })
+    }
+
+    /// The detected mode (never [`ModeKind::Basic`]).
+    pub fn mode(&self) -> ModeKind {
+        self.mode
+    }
+
+    /// The shared token manager (current token, events, renew now).
+    pub fn token_manager(&self) -> &TokenManager {
+        &self.manager
+    }
+
+    /// Stop renewing. Applications still connected keep their current
+    /// token until it expires.
+    pub async fn shutdown(&self) {
+        self.manager.shutdown().await;
+    }
+
+    /// The broker login of an application that uses this session.
+    pub(crate) fn login(&self, config: &Config) -> Result<(Login, TokenManager), AppError> {
+        if !config.servers.rabbitmq.keycloak_authentication {
+            return Err(not_keycloak());
+        }
+        Ok((auth_link::token_login(&self.manager), self.manager.clone()))
+    }
+}
+
+fn not_keycloak() -> AppError {
+    AppError::Missing(
+        "shared tokens need a Keycloak mode (servers.rabbitmq.keycloak_authentication: True \
+         with a service account, a user account or pre-acquired tokens); \
+         basic mode has no tokens to share"
+            .into(),
+    )
+}
