@@ -19,7 +19,9 @@ use crate::measure::{cpu_time, rss_kib};
 /// The measured roles.
 #[derive(Subcommand, Debug)]
 pub enum Child {
-    /// A bare lapin publish loop: no confirms, no buffer, default properties.
+    /// A bare lapin publish loop: no buffer, default properties; with
+    /// `--confirms` publisher confirms are on and all awaited at the end
+    /// (what the confirms alone cost).
     PublishLapin {
         #[arg(long)]
         url: String,
@@ -27,6 +29,8 @@ pub enum Child {
         prefix: String,
         #[arg(long)]
         count: usize,
+        #[arg(long)]
+        confirms: bool,
     },
     /// nost-rs `send_message` (publisher confirms, ordered buffer).
     PublishNost {
@@ -111,22 +115,39 @@ fn cpu_line(start: (Duration, Duration)) -> String {
 
 pub async fn run(child: Child) -> Result<()> {
     match child {
-        Child::PublishLapin { url, prefix, count } => {
+        Child::PublishLapin {
+            url,
+            prefix,
+            count,
+            confirms,
+        } => {
             let body = body()?;
             let conn = Connection::connect(&url, ConnectionProperties::default()).await?;
             let ch = conn.create_channel().await?;
+            if confirms {
+                ch.confirm_select(lapin::options::ConfirmSelectOptions::default())
+                    .await?;
+            }
             let key = format!("{prefix}.sat.status.time");
             let start = cpu_time();
             say("ready");
+            let mut pending = Vec::with_capacity(if confirms { count } else { 0 });
             for _ in 0..count {
-                ch.basic_publish(
-                    prefix.as_str().into(),
-                    key.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    BasicProperties::default(),
-                )
-                .await?;
+                let confirm = ch
+                    .basic_publish(
+                        prefix.as_str().into(),
+                        key.as_str().into(),
+                        BasicPublishOptions::default(),
+                        &body,
+                        BasicProperties::default(),
+                    )
+                    .await?;
+                if confirms {
+                    pending.push(confirm);
+                }
+            }
+            for c in pending {
+                c.await?;
             }
             wait_for_report().await?;
             say(&cpu_line(start));

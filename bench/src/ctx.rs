@@ -70,9 +70,10 @@ fn time_status_body() -> String {
     let sim = chrono::Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0).single();
     let wall = chrono::Utc
         .with_ymd_and_hms(2026, 11, 28, 9, 30, 0)
-        .single();
+        .single()
+        .map(|t| t + chrono::Duration::microseconds(123_456));
     match (sim, wall) {
-        (Some(s), Some(w)) => TimeStatus::new("sat".to_owned(), s, w).to_json(),
+        (Some(s), Some(w)) => TimeStatus::new("satellite-alpha".to_owned(), s, w).to_json(),
         _ => String::from("{}"),
     }
 }

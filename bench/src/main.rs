@@ -64,6 +64,9 @@ struct RunArgs {
     /// Seconds of publishing under 1 s token renewals.
     #[arg(long, default_value_t = 30)]
     renewal_secs: u64,
+    /// The paced second run under renewal (messages per second).
+    #[arg(long, default_value_t = 1000.0)]
+    paced_rate: f64,
     /// Applications sharing one service-account session.
     #[arg(long, default_value_t = 200)]
     apps: usize,
@@ -149,10 +152,15 @@ async fn run(args: RunArgs) -> Result<()> {
     let ctx = Ctx::new(python, args.amqp_port)?;
     let mut report = Report::new(&args, &ctx);
 
-    let publishers: Vec<Publisher> = [Publisher::Lapin, Publisher::NostRs, Publisher::NostTools]
-        .into_iter()
-        .filter(|p| *p != Publisher::NostTools || ctx.python.is_some())
-        .collect();
+    let publishers: Vec<Publisher> = [
+        Publisher::Lapin,
+        Publisher::LapinConfirms,
+        Publisher::NostRs,
+        Publisher::NostTools,
+    ]
+    .into_iter()
+    .filter(|p| *p != Publisher::NostTools || ctx.python.is_some())
+    .collect();
     let runs = |s: Suite| args.only.contains(&s);
     if runs(Suite::Publish) {
         step("warm-up");
@@ -195,28 +203,29 @@ async fn run(args: RunArgs) -> Result<()> {
     let (own, node) = oauth_node().await?;
     let kc = KeycloakEmulator::start(renewal::REALM, node.signing_key()?).await;
     kc.add_client(renewal::CLIENT, Some(renewal::SECRET));
-    step(&format!(
-        "renewal under load: {} s, token renewed every second",
-        args.renewal_secs
-    ));
-    let r = renewal::run(
-        &node,
-        &kc,
-        &ctx.body,
-        Duration::from_secs(args.renewal_secs),
-    )
-    .await;
-    match r {
-        Ok(r) => report.renewal = Some(r),
-        Err(e) => eprintln!("bench: renewal under load failed: {e:#}"),
+    if runs(Suite::Renewal) {
+        for rate in [None, Some(args.paced_rate)] {
+            step(&format!(
+                "renewal under load: {} s at {}, token renewed every second",
+                args.renewal_secs,
+                rate.map_or("full rate".into(), |r| format!("{r} msgs/s"))
+            ));
+            let run_for = Duration::from_secs(args.renewal_secs);
+            match renewal::run(&node, &kc, &ctx.body, run_for, rate).await {
+                Ok(r) => report.renewal.push(r),
+                Err(e) => eprintln!("bench: renewal under load failed: {e:#}"),
+            }
+        }
     }
-    step(&format!(
-        "{} applications sharing one service account",
-        args.apps
-    ));
-    match many::run(&ctx, &node, &kc, args.apps, args.renewals).await {
-        Ok(m) => report.many = Some(m),
-        Err(e) => eprintln!("bench: many applications failed: {e:#}"),
+    if runs(Suite::Many) {
+        step(&format!(
+            "{} applications sharing one service account",
+            args.apps
+        ));
+        match many::run(&ctx, &node, &kc, args.apps, args.renewals).await {
+            Ok(m) => report.many = Some(m),
+            Err(e) => eprintln!("bench: many applications failed: {e:#}"),
+        }
     }
     drop(kc);
     if let Some(mut broker) = own {

@@ -18,6 +18,8 @@ use crate::proc::{Proc, numbers};
 pub enum Publisher {
     /// (a) a bare lapin loop.
     Lapin,
+    /// (a') lapin with publisher confirms, awaited at the end.
+    LapinConfirms,
     /// (b) nost-rs `Application::send_message`.
     NostRs,
     /// (c) Python nost_tools 3.6.0 `Application.send_message`.
@@ -28,6 +30,7 @@ impl Publisher {
     pub fn label(self) -> &'static str {
         match self {
             Publisher::Lapin => "raw lapin",
+            Publisher::LapinConfirms => "lapin + confirms",
             Publisher::NostRs => "nost-rs",
             Publisher::NostTools => "nost_tools 3.6.0",
         }
@@ -58,10 +61,19 @@ pub async fn run_once(ctx: &Ctx, who: Publisher, count: usize) -> Result<Publish
     )
     .await?;
     let mut cmd = match who {
-        Publisher::Lapin => {
+        Publisher::Lapin | Publisher::LapinConfirms => {
+            let sub = if who == Publisher::Lapin {
+                "publish-lapin"
+            } else {
+                "publish-lapin-confirms"
+            };
             let mut c = Command::new(&ctx.exe);
-            c.args(["child", "publish-lapin", "--url", &ctx.default_url()])
-                .args(["--prefix", &prefix, "--count", &count.to_string()]);
+            c.args(["child", sub, "--url", &ctx.default_url()]).args([
+                "--prefix",
+                &prefix,
+                "--count",
+                &count.to_string(),
+            ]);
             c
         }
         Publisher::NostRs => {

@@ -47,6 +47,8 @@ impl Latency {
 /// What one run under renewal found.
 #[derive(Debug, Clone, Serialize)]
 pub struct RenewalResult {
+    /// `None`: full rate.
+    pub target_msgs_per_s: Option<f64>,
     pub seconds: f64,
     pub published: usize,
     pub msgs_per_s: f64,
@@ -89,12 +91,14 @@ pub fn oauth_config(
         .build()?)
 }
 
-/// Publish for `run_for` with 1 s renewals.
+/// Publish for `run_for` with 1 s renewals, at full rate or paced at
+/// `rate` messages per second.
 pub async fn run(
     node: &OAuthBrokerInfo,
     kc: &KeycloakEmulator,
     body: &str,
     run_for: Duration,
+    rate: Option<f64>,
 ) -> Result<RenewalResult> {
     kc.set_access_lifetime(10);
     let cfg = oauth_config(node, kc, 1)?;
@@ -149,6 +153,10 @@ pub async fn run(
     let start = Instant::now();
     while start.elapsed() < run_for {
         let seq = sent_at.len();
+        if let Some(r) = rate {
+            let due = start + Duration::from_secs_f64(seq as f64 / r);
+            tokio::time::sleep_until(due.into()).await;
+        }
         sent_at.push(Instant::now());
         if app
             .send_message("status.time", &format!("{seq:>10}|{body}"))
@@ -209,6 +217,7 @@ pub async fn run(
         }
     }
     Ok(RenewalResult {
+        target_msgs_per_s: rate,
         seconds,
         published,
         msgs_per_s: published as f64 / seconds,

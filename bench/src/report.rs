@@ -21,7 +21,7 @@ pub struct Report {
     body_bytes: usize,
     publish: BTreeMap<&'static str, (Publisher, Vec<PublishSample>)>,
     startup: BTreeMap<&'static str, Vec<f64>>,
-    pub renewal: Option<RenewalResult>,
+    pub renewal: Vec<RenewalResult>,
     pub many: Option<ManyResult>,
 }
 
@@ -37,6 +37,7 @@ struct PublishSummary {
 fn key(p: Publisher) -> &'static str {
     match p {
         Publisher::Lapin => "a_raw_lapin",
+        Publisher::LapinConfirms => "a_raw_lapin_confirms",
         Publisher::NostRs => "b_nost_rs",
         Publisher::NostTools => "c_nost_tools",
     }
@@ -56,7 +57,7 @@ impl Report {
             body_bytes: ctx.body.len(),
             publish: BTreeMap::new(),
             startup: BTreeMap::new(),
-            renewal: None,
+            renewal: Vec::new(),
             many: None,
         }
     }
@@ -108,7 +109,9 @@ impl Report {
             "throughput_b_over_a": ratio(rate("b_nost_rs"), rate("a_raw_lapin")),
             "throughput_b_over_c": ratio(rate("b_nost_rs"), rate("c_nost_tools")),
             "cpu_per_msg_b_over_a": ratio(cpu("b_nost_rs"), cpu("a_raw_lapin")),
-            "cpu_per_msg_c_over_b": ratio(cpu("c_nost_tools"), cpu("b_nost_rs")),
+            "throughput_b_over_a2": ratio(rate("b_nost_rs"), rate("a_raw_lapin_confirms")),
+            "cpu_per_msg_b_over_a2": ratio(cpu("b_nost_rs"), cpu("a_raw_lapin_confirms")),
+            "cpu_per_msg_b_over_c": ratio(cpu("b_nost_rs"), cpu("c_nost_tools")),
             "startup_c_over_b": ratio(startup.get("nost_tools").copied(), startup.get("nost_rs").copied()),
         });
         let machine = machine();
@@ -173,16 +176,20 @@ impl Report {
             );
         }
         let fmt = |x: &serde_json::Value| x.as_f64().map_or("-".into(), |v| format!("{v:.2}"));
-        line(
-            &mut t,
-            format!(
-                "  throughput nost-rs/lapin {}  nost-rs/nost_tools {}   CPU per msg nost-rs/lapin {}  nost_tools/nost-rs {}",
-                fmt(&ratios["throughput_b_over_a"]),
-                fmt(&ratios["throughput_b_over_c"]),
-                fmt(&ratios["cpu_per_msg_b_over_a"]),
-                fmt(&ratios["cpu_per_msg_c_over_b"]),
-            ),
-        );
+        for (label, k) in [
+            ("raw lapin", "a"),
+            ("lapin + confirms", "a2"),
+            ("nost_tools", "c"),
+        ] {
+            line(
+                &mut t,
+                format!(
+                    "  nost-rs / {label:<17} throughput {:>6}  CPU per msg {:>6}",
+                    fmt(&ratios[format!("throughput_b_over_{k}").as_str()]),
+                    fmt(&ratios[format!("cpu_per_msg_b_over_{k}").as_str()]),
+                ),
+            );
+        }
         line(
             &mut t,
             format!(
@@ -197,12 +204,14 @@ impl Report {
             &mut t,
             format!("  nost_tools/nost-rs {}", fmt(&ratios["startup_c_over_b"])),
         );
-        if let Some(r) = &self.renewal {
+        for r in &self.renewal {
             line(
                 &mut t,
                 format!(
-                    "\nRenewal under load (OAuth2 node, token renewed every second, {:.0} s at full rate)",
-                    r.seconds
+                    "\nRenewal under load (OAuth2 node, token renewed every second, {:.0} s at {})",
+                    r.seconds,
+                    r.target_msgs_per_s
+                        .map_or("full rate".into(), |x| format!("{x:.0} msgs/s"))
                 ),
             );
             line(

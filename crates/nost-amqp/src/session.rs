@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
@@ -721,22 +721,40 @@ async fn publisher(inner: Arc<Inner>) {
             }
         };
         let mut inflight: VecDeque<Outgoing> = VecDeque::new();
+        let mut batch: Vec<Outgoing> = Vec::with_capacity(CONFIRM_WINDOW);
+        let mut unsent: Vec<Outgoing> = Vec::new();
         let mut confirms = FuturesOrdered::new();
         let failure: Option<AmqpError> = loop {
             let can_send = inflight.len() < CONFIRM_WINDOW;
             tokio::select! {
                 biased;
                 Some(res) = confirms.next(), if !confirms.is_empty() => {
-                    match res {
-                        Ok(Confirmation::Ack(_)) | Ok(Confirmation::NotRequested) => {
-                            inflight.pop_front();
-                            inner.outbox.confirmed(1);
+                    // Take every confirm that is already in: one outbox
+                    // update for the lot.
+                    let mut acked = 0;
+                    let mut failed = None;
+                    let mut next = Some(res);
+                    while let Some(res) = next {
+                        match res {
+                            Ok(Confirmation::Ack(_)) | Ok(Confirmation::NotRequested) => {
+                                inflight.pop_front();
+                                acked += 1;
+                            }
+                            Ok(Confirmation::Nack(_)) => {
+                                failed = Some(AmqpError::Other("the broker nacked a message".into()));
+                                break;
+                            }
+                            Err(e) => {
+                                failed = Some(err_of(&inner, &e));
+                                break;
+                            }
                         }
-                        Ok(Confirmation::Nack(_)) => {
-                            break Some(AmqpError::Other("the broker nacked a message".into()));
-                        }
-                        Err(e) => break Some(err_of(&inner, &e)),
+                        next = confirms.next().now_or_never().flatten();
                     }
+                    if acked > 0 {
+                        inner.outbox.confirmed(acked);
+                    }
+                    if let Some(f) = failed { break Some(f); }
                 }
                 r = live_rx.changed() => {
                     if r.is_err() || live_rx.borrow().as_ref().map(|l| l.generation) != Some(live.generation) {
@@ -746,8 +764,10 @@ async fn publisher(inner: Arc<Inner>) {
                 _ = inner.outbox.items.notified(), if can_send => {
                     // Send as much as the window allows.
                     let mut failed = None;
-                    while inflight.len() < CONFIRM_WINDOW {
-                        let Some(msg) = inner.outbox.take() else { break };
+                    batch.clear();
+                    inner.outbox.take_batch(CONFIRM_WINDOW - inflight.len(), &mut batch);
+                    let mut msgs = batch.drain(..);
+                    for msg in msgs.by_ref() {
                         let res = live.channel.basic_publish(
                             msg.exchange.as_str().into(),
                             msg.routing_key.as_str().into(),
@@ -761,6 +781,8 @@ async fn publisher(inner: Arc<Inner>) {
                             Err(e) => { failed = Some(err_of(&inner, &e)); break; }
                         }
                     }
+                    // Taken but not sent (a failure): back to the outbox below.
+                    unsent.extend(msgs);
                     if inflight.len() >= CONFIRM_WINDOW || inner.outbox.counts().0 > 0 {
                         // More to do: wake ourselves again.
                         inner.outbox.items.notify_one();
@@ -771,6 +793,10 @@ async fn publisher(inner: Arc<Inner>) {
         };
         if let Some(err) = &failure {
             let _ = inner.broken.send((live.generation, err.to_string()));
+        }
+        // First to the front: the unconfirmed go back before them.
+        if !unsent.is_empty() {
+            inner.outbox.requeue_front(unsent.drain(..));
         }
         match failure {
             Some(e) if e.is_permanent() => {
