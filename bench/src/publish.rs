@@ -62,18 +62,12 @@ pub async fn run_once(ctx: &Ctx, who: Publisher, count: usize) -> Result<Publish
     .await?;
     let mut cmd = match who {
         Publisher::Lapin | Publisher::LapinConfirms => {
-            let sub = if who == Publisher::Lapin {
-                "publish-lapin"
-            } else {
-                "publish-lapin-confirms"
-            };
             let mut c = Command::new(&ctx.exe);
-            c.args(["child", sub, "--url", &ctx.default_url()]).args([
-                "--prefix",
-                &prefix,
-                "--count",
-                &count.to_string(),
-            ]);
+            c.args(["child", "publish-lapin", "--url", &ctx.default_url()])
+                .args(["--prefix", &prefix, "--count", &count.to_string()]);
+            if who == Publisher::LapinConfirms {
+                c.arg("--confirms");
+            }
             c
         }
         Publisher::NostRs => {
