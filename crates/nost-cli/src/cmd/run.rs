@@ -183,15 +183,20 @@ pub async fn managed(args: ManagedArgs) -> anyhow::Result<ExitCode> {
         .execution
         .managed_application(&args.name)
         .shut_down_when_terminated;
+    // With shut_down_when_terminated the application also begins its own
+    // shutdown at TERMINATED, so both branches may be ready: the mode
+    // decides what is reported, not which branch won.
     tokio::select! {
-        _ = app.wait_terminated(), if shut_down => {
-            app.app().shut_down().await;
-            println!("{} terminated", args.name);
-        }
-        _ = app.app().closed() => {
-            app.app().shut_down().await;
-            println!("{} shut down", args.name);
-        }
+        _ = app.wait_terminated(), if shut_down => {}
+        _ = app.app().closed() => {}
+    }
+    // Read before our own shutdown, which ends a run still in progress.
+    let terminated = app.app().simulator().mode() == Mode::Terminated;
+    app.app().shut_down().await;
+    if terminated {
+        println!("{} terminated", args.name);
+    } else {
+        println!("{} shut down", args.name);
     }
     Ok(ExitCode::SUCCESS)
 }
