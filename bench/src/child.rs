@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
+use futures_util::{StreamExt, TryStreamExt};
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use nost_app::{Application, SharedTokens, StartOptions};
@@ -194,23 +195,15 @@ async fn many(args: AppArgs, count: usize, renewals: usize) -> Result<()> {
         ..options
     };
     let before = rss_kib().unwrap_or(0);
-    let mut apps = Vec::with_capacity(count);
     // Twenty at a time: the broker accepts connections one by one anyway.
-    for chunk in (0..count).collect::<Vec<_>>().chunks(20) {
-        let started =
-            futures_util::future::join_all(
-                chunk.iter().map(|i| {
-                    let (config, options, prefix) = (&config, options.clone(), &args.prefix);
-                    async move {
-                        Application::start_up(&format!("sat{i}"), prefix, config, options).await
-                    }
-                }),
-            )
-            .await;
-        for a in started {
-            apps.push(a?);
-        }
-    }
+    let apps: Vec<Application> = futures_util::stream::iter(0..count)
+        .map(|i| {
+            let (config, options, prefix) = (&config, options.clone(), &args.prefix);
+            async move { Application::start_up(&format!("sat{i}"), prefix, config, options).await }
+        })
+        .buffer_unordered(20)
+        .try_collect()
+        .await?;
     say(&format!("ready {before} {}", rss_kib().unwrap_or(0)));
     let mut updates: Vec<_> = apps.iter().map(|a| a.session().events()).collect();
     let mut events = shared.token_manager().subscribe_events();

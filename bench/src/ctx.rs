@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use chrono::TimeZone;
 use nost_app::messages::{NostMessage, TimeStatus};
+use tokio::process::Command;
 
 /// Shared by the suites of one run.
 pub struct Ctx {
@@ -45,6 +46,34 @@ impl Ctx {
     /// `.env` with the guest credentials.
     pub fn basic_env(&self) -> PathBuf {
         self.dir.path().join(".env")
+    }
+
+    /// `nost-bench child SUB --prefix P --config Y --env-file E` (the basic
+    /// configuration unless others are given).
+    pub fn rust_child(&self, sub: &str, prefix: &str, files: Option<(&Path, &Path)>) -> Command {
+        let (yaml, env) = match files {
+            Some((y, e)) => (y.to_owned(), e.to_owned()),
+            None => (self.basic_yaml(), self.basic_env()),
+        };
+        let mut c = Command::new(&self.exe);
+        c.args(["child", sub, "--prefix", prefix])
+            .arg("--config")
+            .arg(yaml)
+            .arg("--env-file")
+            .arg(env);
+        c
+    }
+
+    /// `python SCRIPT PREFIX BASIC_YAML` in the configuration directory
+    /// (nost_tools finds `.env` there).
+    pub fn python_child(&self, script: &str, prefix: &str) -> Result<Command> {
+        let py = self.python.as_ref().context("Python is skipped")?;
+        let mut c = Command::new(py);
+        c.arg(self.scripts.join(script))
+            .arg(prefix)
+            .arg(self.basic_yaml())
+            .current_dir(self.dir.path());
+        Ok(c)
     }
 
     /// `amqp://guest:guest@127.0.0.1:PORT/%2f`.

@@ -8,11 +8,10 @@ use anyhow::{Result, ensure};
 use nost_testkit::KeycloakEmulator;
 use nost_testkit::broker::OAuthBrokerInfo;
 use serde::Serialize;
-use tokio::process::Command;
 
 use crate::ctx::Ctx;
 use crate::proc::{Proc, numbers};
-use crate::renewal::{CLIENT, REALM, SECRET};
+use crate::renewal::{CLIENT, SECRET, oauth_config};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ManyResult {
@@ -37,29 +36,20 @@ pub async fn run(
 ) -> Result<ManyResult> {
     // Over 30 s: a connection made with less left renews first.
     kc.set_access_lifetime(300);
+    // The renewal suite's configuration, as a user would write it.
+    let mut config = oauth_config(node, kc, 1)?;
+    config.servers.rabbitmq.connection_timeout = 60;
     let dir = ctx.dir.path();
     let yaml = dir.join("many.yaml");
-    std::fs::write(
-        &yaml,
-        format!(
-            "servers:\n  rabbitmq:\n    keycloak_authentication: True\n    host: \"127.0.0.1\"\n    port: {}\n    connection_timeout: 60\n  keycloak:\n    host: \"127.0.0.1\"\n    port: {}\n    tls: False\n    realm: \"{REALM}\"\n    token_refresh_interval: 1\nexecution:\n  general:\n    prefix: bench\n",
-            node.amqp_port,
-            kc.port()
-        ),
-    )?;
+    std::fs::write(&yaml, serde_norway::to_string(&config)?)?;
     let env = dir.join("many.env");
     std::fs::write(
         &env,
         format!("CLIENT_ID=\"{CLIENT}\"\nCLIENT_SECRET_KEY=\"{SECRET}\"\n"),
     )?;
-    let mut cmd = Command::new(&ctx.exe);
-    cmd.args(["child", "many", "--apps", &apps.to_string()])
-        .args(["--renewals", &renewals.to_string()])
-        .args(["--prefix", &crate::unique("many")])
-        .arg("--config")
-        .arg(&yaml)
-        .arg("--env-file")
-        .arg(&env);
+    let mut cmd = ctx.rust_child("many", &crate::unique("many"), Some((&yaml, &env)));
+    cmd.args(["--apps", &apps.to_string()])
+        .args(["--renewals", &renewals.to_string()]);
     let mut child = Proc::spawn("many applications", cmd)?;
     let ready = numbers(&child.expect("ready", Duration::from_secs(300)).await?);
     child.expect("mark", Duration::from_secs(60)).await?;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde::Serialize;
 use tokio::process::Command;
 
@@ -71,25 +71,13 @@ pub async fn run_once(ctx: &Ctx, who: Publisher, count: usize) -> Result<Publish
             c
         }
         Publisher::NostRs => {
-            let mut c = Command::new(&ctx.exe);
-            c.args(["child", "publish-nost", "--count", &count.to_string()])
-                .args(["--prefix", &prefix])
-                .arg("--config")
-                .arg(ctx.basic_yaml())
-                .arg("--env-file")
-                .arg(ctx.basic_env());
+            let mut c = ctx.rust_child("publish-nost", &prefix, None);
+            c.args(["--count", &count.to_string()]);
             c
         }
         Publisher::NostTools => {
-            let Some(py) = &ctx.python else {
-                bail!("Python is skipped")
-            };
-            let mut c = Command::new(py);
-            c.arg(ctx.scripts.join("publish.py"))
-                .arg(&prefix)
-                .arg(ctx.basic_yaml())
-                .arg(count.to_string())
-                .current_dir(ctx.dir.path());
+            let mut c = ctx.python_child("publish.py", &prefix)?;
+            c.arg(count.to_string());
             c
         }
     };

@@ -4,8 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
-use tokio::process::Command;
+use anyhow::Result;
 
 use crate::consumer::{Consumer, local_uri};
 use crate::ctx::Ctx;
@@ -29,26 +28,14 @@ pub async fn run_once(ctx: &Ctx, who: Starter) -> Result<f64> {
     )
     .await?;
     let (name, cmd) = match who {
-        Starter::NostRs => {
-            let mut c = Command::new(&ctx.exe);
-            c.args(["child", "startup-nost", "--prefix", &prefix])
-                .arg("--config")
-                .arg(ctx.basic_yaml())
-                .arg("--env-file")
-                .arg(ctx.basic_env());
-            ("nost-rs start-up", c)
-        }
-        Starter::NostTools => {
-            let Some(py) = &ctx.python else {
-                bail!("Python is skipped")
-            };
-            let mut c = Command::new(py);
-            c.arg(ctx.scripts.join("startup.py"))
-                .arg(&prefix)
-                .arg(ctx.basic_yaml())
-                .current_dir(ctx.dir.path());
-            ("nost_tools start-up", c)
-        }
+        Starter::NostRs => (
+            "nost-rs start-up",
+            ctx.rust_child("startup-nost", &prefix, None),
+        ),
+        Starter::NostTools => (
+            "nost_tools start-up",
+            ctx.python_child("startup.py", &prefix)?,
+        ),
     };
     let t0 = Instant::now();
     let child = Proc::spawn(name, cmd)?;
