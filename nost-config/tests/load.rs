@@ -11,7 +11,7 @@ use nost_config::{
 
 fn example(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/config")
+        .join("../examples/config")
         .join(name)
 }
 

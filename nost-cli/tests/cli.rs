@@ -20,7 +20,7 @@ fn nost() -> Command {
 
 fn example(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/config")
+        .join("../examples/config")
         .join(name)
 }
 
