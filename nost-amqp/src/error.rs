@@ -85,6 +85,20 @@ pub enum AmqpError {
         /// `queue_max_size`.
         limit: usize,
     },
+    /// The broker refused one message (channel closed with 403/404/406 on
+    /// its publish, or nacked after the retries); only this message failed.
+    #[error("{0}")]
+    PublishRefused(Box<Refusal>),
+    /// `flush` found messages the broker refused since the last `flush`.
+    #[error(
+        "{} message(s) refused by RabbitMQ (the others were confirmed); first: {}",
+        refused.len(),
+        refused.first().map(|r| r.to_string()).unwrap_or_default()
+    )]
+    Refused {
+        /// Each refused message, oldest first.
+        refused: Vec<Refusal>,
+    },
     /// The session was shut down.
     #[error("the AMQP session is shut down")]
     Shutdown,
@@ -100,6 +114,69 @@ pub enum AmqpError {
     /// Anything else the broker or client reported.
     #[error("AMQP error: {0}")]
     Other(String),
+}
+
+/// One message the broker would not take, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Refusal {
+    /// The exchange it was published to.
+    pub exchange: String,
+    /// Its routing key.
+    pub routing_key: String,
+    /// The AMQP reply code of the channel close (403 access refused, 404
+    /// not found, 406 precondition failed); `None` for a nack.
+    pub code: Option<u16>,
+    /// The broker's reason, as it gave it.
+    pub reason: String,
+}
+
+impl Refusal {
+    pub(crate) fn new(
+        exchange: &str,
+        routing_key: &str,
+        code: Option<u16>,
+        reason: String,
+    ) -> Self {
+        Refusal {
+            exchange: exchange.to_owned(),
+            routing_key: routing_key.to_owned(),
+            code,
+            reason,
+        }
+    }
+
+    /// What to check for this kind of refusal.
+    pub fn hint(&self) -> &'static str {
+        match self.code {
+            Some(403) => {
+                "check the user's write and topic permissions on this exchange and routing key (rabbitmqctl list_permissions / list_topic_permissions) or, with Keycloak, that the token's scopes include rabbitmq.write:<vhost>/<exchange>/<routing key pattern>"
+            }
+            Some(404) => {
+                "the exchange does not exist on the broker; it must be declared before publishing (an application declares its prefix exchange at start-up)"
+            }
+            Some(406) => {
+                "the broker refused the message itself (a property or limit such as user_id, expiration or max message size)"
+            }
+            None => {
+                "a queue it is routed to refused it (a max-length policy with overflow reject-publish is full) or the broker could not store it; it was retried with backoff before giving up"
+            }
+            Some(_) => "see the broker's log for the reason",
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RabbitMQ refused the message to exchange {:?} with routing key {:?}: {}; {}",
+            self.exchange,
+            self.routing_key,
+            self.reason,
+            self.hint()
+        )
+    }
 }
 
 impl AmqpError {

@@ -11,9 +11,19 @@
 //! - reconnects after any unexpected loss with backoff starting at
 //!   `reconnect_delay`, with the newest token, re-declaring exchanges and
 //!   queues, re-binding and restoring consumers;
-//! - publishes with publisher confirms through an ordered buffer of at most
-//!   `queue_max_size` messages. Delivery is **at-least-once**: unconfirmed
-//!   messages are re-sent after a reconnect, so consumers may see duplicates.
+//! - publishes with publisher confirms, on a channel of its own, through an
+//!   ordered buffer of at most `queue_max_size` messages. Delivery is
+//!   **at-least-once**: unconfirmed messages are re-sent after a reconnect
+//!   or a reopened channel, so consumers may see duplicates
+//!   ([`Delivery::redelivered`] and the message id help to spot them);
+//! - ends every message confirmed or refused. A refusal (the broker closes
+//!   the channel with 403/404/406 over one publish, e.g. a forbidden topic)
+//!   fails only that message: the channel is reopened, the connection stays,
+//!   the other unconfirmed messages are re-published in order. A nack is
+//!   retried [`MAX_NACK_RETRIES`] times with backoff, then refused. Learn the
+//!   verdict per message with [`Session::publish_tracked`] /
+//!   [`Session::publish_confirmed`], or for all with [`Session::flush`],
+//!   which reports the refused ones as [`AmqpError::Refused`].
 //!
 //! It knows nothing of NOS-T topics or Keycloak: `nost-app` composes those.
 //!
@@ -39,8 +49,9 @@ mod session;
 mod settings;
 mod token;
 
-pub use error::AmqpError;
-pub use message::{Delivery, MessageProperties, Outgoing};
-pub use session::{Session, SessionEvent, Subscription};
+pub use error::{AmqpError, Refusal};
+pub use message::{Delivery, HeaderValue, MessageProperties, Outgoing, Properties};
+pub use outbox::Confirm;
+pub use session::{MAX_NACK_RETRIES, Session, SessionEvent, Subscription};
 pub use settings::{BindingSpec, ConnectSettings, ExchangeSpec, Login, QueueSpec};
 pub use token::TokenSource;

@@ -86,6 +86,132 @@ fn headers(h: &BTreeMap<String, String>) -> FieldTable {
     t
 }
 
+/// A header value as the broker delivered it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum HeaderValue {
+    /// A string (long or short).
+    Text(String),
+    /// Any integer type.
+    Int(i64),
+    /// `f32` or `f64`.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A timestamp, seconds since the epoch.
+    Timestamp(u64),
+    /// Raw bytes.
+    Bytes(Vec<u8>),
+    /// An array.
+    Array(Vec<HeaderValue>),
+    /// A nested table.
+    Table(BTreeMap<String, HeaderValue>),
+    /// No value.
+    Void,
+    /// A decimal or other value, as text.
+    Other(String),
+}
+
+impl HeaderValue {
+    fn from_amqp(v: &AMQPValue) -> Self {
+        match v {
+            AMQPValue::Boolean(b) => HeaderValue::Bool(*b),
+            AMQPValue::ShortShortInt(i) => HeaderValue::Int(i64::from(*i)),
+            AMQPValue::ShortShortUInt(i) => HeaderValue::Int(i64::from(*i)),
+            AMQPValue::ShortInt(i) => HeaderValue::Int(i64::from(*i)),
+            AMQPValue::ShortUInt(i) => HeaderValue::Int(i64::from(*i)),
+            AMQPValue::LongInt(i) => HeaderValue::Int(i64::from(*i)),
+            AMQPValue::LongUInt(i) => HeaderValue::Int(i64::from(*i)),
+            AMQPValue::LongLongInt(i) => HeaderValue::Int(*i),
+            AMQPValue::Float(f) => HeaderValue::Float(f64::from(*f)),
+            AMQPValue::Double(f) => HeaderValue::Float(*f),
+            AMQPValue::ShortString(s) => HeaderValue::Text(s.as_str().to_owned()),
+            AMQPValue::LongString(s) => {
+                HeaderValue::Text(String::from_utf8_lossy(s.as_bytes()).into_owned())
+            }
+            AMQPValue::FieldArray(a) => {
+                HeaderValue::Array(a.as_slice().iter().map(HeaderValue::from_amqp).collect())
+            }
+            AMQPValue::Timestamp(t) => HeaderValue::Timestamp(*t),
+            AMQPValue::FieldTable(t) => HeaderValue::Table(table(t)),
+            AMQPValue::ByteArray(b) => HeaderValue::Bytes(b.as_slice().to_vec()),
+            AMQPValue::Void => HeaderValue::Void,
+            other => HeaderValue::Other(format!("{other:?}")),
+        }
+    }
+
+    /// The text, when it is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            HeaderValue::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+fn table(t: &FieldTable) -> BTreeMap<String, HeaderValue> {
+    t.inner()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), HeaderValue::from_amqp(v)))
+        .collect()
+}
+
+/// The AMQP properties of a received message, as the publisher set them.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Properties {
+    /// `content_type`.
+    pub content_type: Option<String>,
+    /// `content_encoding`.
+    pub content_encoding: Option<String>,
+    /// Application headers.
+    pub headers: BTreeMap<String, HeaderValue>,
+    /// 1 transient, 2 persistent.
+    pub delivery_mode: Option<u8>,
+    /// `priority`.
+    pub priority: Option<u8>,
+    /// `correlation_id`.
+    pub correlation_id: Option<String>,
+    /// `reply_to`.
+    pub reply_to: Option<String>,
+    /// `expiration` (milliseconds, as text).
+    pub expiration: Option<String>,
+    /// `message_id`.
+    pub message_id: Option<String>,
+    /// `timestamp`, seconds since the epoch.
+    pub timestamp: Option<u64>,
+    /// `type`.
+    pub message_type: Option<String>,
+    /// `user_id` (the broker checks it against the login).
+    pub user_id: Option<String>,
+    /// `app_id`.
+    pub app_id: Option<String>,
+    /// `cluster_id`.
+    pub cluster_id: Option<String>,
+}
+
+impl Properties {
+    fn from_lapin(p: &BasicProperties) -> Self {
+        let s = |v: &Option<lapin::types::ShortString>| v.as_ref().map(|v| v.as_str().to_owned());
+        Properties {
+            content_type: s(p.content_type()),
+            content_encoding: s(p.content_encoding()),
+            headers: p.headers().as_ref().map(table).unwrap_or_default(),
+            delivery_mode: *p.delivery_mode(),
+            priority: *p.priority(),
+            correlation_id: s(p.correlation_id()),
+            reply_to: s(p.reply_to()),
+            expiration: s(p.expiration()),
+            message_id: s(p.message_id()),
+            timestamp: *p.timestamp(),
+            message_type: s(p.kind()),
+            user_id: s(p.user_id()),
+            app_id: s(p.app_id()),
+            cluster_id: s(p.cluster_id()),
+        }
+    }
+}
+
 /// A message received from a subscription. Ack or reject it; dropping it
 /// without either leaves it unacknowledged until the connection closes.
 #[derive(Debug)]
@@ -96,10 +222,11 @@ pub struct Delivery {
     pub routing_key: String,
     /// Its body.
     pub body: Vec<u8>,
-    /// Whether the broker delivered it before.
+    /// Whether the broker delivered it before (to this or another
+    /// consumer): after a reconnect, a message may arrive twice.
     pub redelivered: bool,
     /// Its properties.
-    pub properties: BasicProperties,
+    pub properties: Properties,
     acker: lapin::Acker,
 }
 
@@ -110,7 +237,7 @@ impl Delivery {
             routing_key: d.routing_key.to_string(),
             body: d.data,
             redelivered: d.redelivered,
-            properties: d.properties,
+            properties: Properties::from_lapin(&d.properties),
             acker: d.acker,
         }
     }

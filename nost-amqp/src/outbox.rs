@@ -3,29 +3,89 @@
 //! While connected, a full buffer makes `publish` wait (back-pressure);
 //! while disconnected it refuses at once with [`AmqpError::BufferFull`], so
 //! nothing is ever dropped silently. Messages sent but not yet confirmed go
-//! back to the front, in order, when a connection drops.
+//! back to the front, in order, when a connection or channel drops.
+//!
+//! Every message ends confirmed or refused. A refusal goes to the message's
+//! [`Confirm`] handle when it has a live one, else into the log that the
+//! next `flush` reports.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
-use crate::error::AmqpError;
+use crate::error::{AmqpError, Refusal};
 use crate::message::Outgoing;
+
+/// A message on its way, with whoever waits for its verdict.
+pub(crate) struct Pending {
+    pub(crate) msg: Outgoing,
+    verdict: Option<oneshot::Sender<Result<(), AmqpError>>>,
+    /// How often the broker nacked it so far.
+    pub(crate) nacks: u32,
+}
+
+impl Pending {
+    pub(crate) fn new(msg: Outgoing) -> Pending {
+        Pending {
+            msg,
+            verdict: None,
+            nacks: 0,
+        }
+    }
+
+    pub(crate) fn tracked(msg: Outgoing) -> (Pending, Confirm) {
+        let (tx, rx) = oneshot::channel();
+        (
+            Pending {
+                msg,
+                verdict: Some(tx),
+                nacks: 0,
+            },
+            Confirm { rx },
+        )
+    }
+}
+
+/// The broker's verdict on one message, to await: `Ok(())` once the broker
+/// confirmed it, [`AmqpError::PublishRefused`] when it refused it, or
+/// [`AmqpError::Shutdown`] when the session ended before a verdict.
+///
+/// Dropping the handle is fine: a refusal is then reported by the next
+/// [`Session::flush`](crate::Session::flush) instead.
+#[derive(Debug)]
+#[must_use = "a Confirm does nothing unless awaited; drop it to leave the verdict to flush()"]
+pub struct Confirm {
+    rx: oneshot::Receiver<Result<(), AmqpError>>,
+}
+
+impl Future for Confirm {
+    type Output = Result<(), AmqpError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(AmqpError::Shutdown)))
+    }
+}
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<Outgoing>,
+    queue: VecDeque<Pending>,
     inflight: usize,
     connected: bool,
     closed: bool,
+    refused: Vec<Refusal>,
 }
 
 pub(crate) struct Outbox {
     state: Mutex<State>,
     /// Something to send, or the state changed.
     pub(crate) items: Notify,
-    /// Room in the queue, or everything confirmed.
+    /// Room in the queue, or everything settled.
     pub(crate) progress: Notify,
     limit: usize,
 }
@@ -44,7 +104,7 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) async fn push(&self, msg: Outgoing) -> Result<(), AmqpError> {
+    pub(crate) async fn push(&self, msg: Pending) -> Result<(), AmqpError> {
         let mut msg = Some(msg);
         loop {
             let wait = self.progress.notified();
@@ -80,7 +140,7 @@ impl Outbox {
     /// and one wake-up per batch, not per message: at full rate the
     /// per-message hand-over between producer and sender cost more CPU
     /// than the AMQP work.
-    pub(crate) fn take_batch(&self, max: usize, out: &mut Vec<Outgoing>) {
+    pub(crate) fn take_batch(&self, max: usize, out: &mut Vec<Pending>) {
         let mut s = self.lock();
         let n = max.min(s.queue.len());
         out.extend(s.queue.drain(..n));
@@ -91,15 +151,54 @@ impl Outbox {
         }
     }
 
+    /// `n` in-flight messages were confirmed.
     pub(crate) fn confirmed(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
         let mut s = self.lock();
         s.inflight = s.inflight.saturating_sub(n);
         drop(s);
         self.progress.notify_waiters();
     }
 
+    /// Tell each waiting handle its message was confirmed.
+    pub(crate) fn settle_ok(&self, done: impl IntoIterator<Item = Pending>) {
+        let mut n = 0;
+        for p in done {
+            n += 1;
+            if let Some(tx) = p.verdict {
+                let _ = tx.send(Ok(()));
+            }
+        }
+        self.confirmed(n);
+    }
+
+    /// An in-flight message was refused: its handle learns why, or the
+    /// next `flush` does.
+    pub(crate) fn settle_refused(&self, p: Pending, refusal: Refusal) {
+        let unseen = match p.verdict {
+            Some(tx) => tx
+                .send(Err(AmqpError::PublishRefused(Box::new(refusal.clone()))))
+                .is_err(),
+            None => true,
+        };
+        let mut s = self.lock();
+        if unseen {
+            s.refused.push(refusal);
+        }
+        s.inflight = s.inflight.saturating_sub(1);
+        drop(s);
+        self.progress.notify_waiters();
+    }
+
+    /// Refusals not reported to a handle since the last call.
+    pub(crate) fn take_refused(&self) -> Vec<Refusal> {
+        std::mem::take(&mut self.lock().refused)
+    }
+
     /// Unconfirmed messages go back to the front, oldest first.
-    pub(crate) fn requeue_front(&self, msgs: impl DoubleEndedIterator<Item = Outgoing>) {
+    pub(crate) fn requeue_front(&self, msgs: impl DoubleEndedIterator<Item = Pending>) {
         let mut s = self.lock();
         let mut n = 0;
         for m in msgs.rev() {
@@ -118,8 +217,15 @@ impl Outbox {
         self.progress.notify_waiters();
     }
 
+    /// No more messages; what is still waiting gets [`AmqpError::Shutdown`]
+    /// as its verdict (dropping the senders does that).
     pub(crate) fn close(&self) {
-        self.lock().closed = true;
+        let left: Vec<Pending> = {
+            let mut s = self.lock();
+            s.closed = true;
+            s.queue.drain(..).collect()
+        };
+        drop(left);
         self.items.notify_one();
         self.progress.notify_waiters();
     }

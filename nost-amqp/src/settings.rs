@@ -78,6 +78,18 @@ impl ConnectSettings {
         )
     }
 
+    /// Warn about settings that are accepted but have no effect here.
+    pub(crate) fn warn_unapplied(&self) {
+        let r = &self.rabbitmq;
+        let d = RabbitMqConfig::default();
+        if r.socket_timeout != d.socket_timeout || r.stack_timeout != d.stack_timeout {
+            tracing::warn!(target: "nost_amqp", "servers.rabbitmq.socket_timeout and stack_timeout are ignored: connection_timeout bounds the TCP connect and the whole handshake");
+        }
+        if r.heartbeat == Some(0) {
+            tracing::warn!(target: "nost_amqp", "servers.rabbitmq.heartbeat: 0 cannot disable heartbeats with this client (lapin then takes the broker's proposal); set the broker's heartbeat to 0 to disable them");
+        }
+    }
+
     pub(crate) fn uses_token(&self) -> bool {
         matches!(self.login, Login::Token(_))
     }

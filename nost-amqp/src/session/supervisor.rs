@@ -1,0 +1,153 @@
+//! The supervisor: reconnects after a loss and pushes renewed tokens.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nost_config::ExposeSecret;
+use tokio::sync::mpsc;
+
+use super::connect::open;
+use super::{Inner, SessionEvent};
+use crate::error::AmqpError;
+use crate::settings::Login;
+
+/// The longest pause between reconnect attempts.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(60);
+
+/// A random fraction in [0, 1) (std's per-instance random hash keys; no
+/// need for a crate to spread reconnects).
+fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Exponential backoff with full jitter: attempt `n` (from 1) waits a
+/// random time in [0, min(cap, base · 2^(n-1))), so many applications
+/// that lost the same broker do not come back in lockstep.
+pub(super) fn backoff(base: Duration, attempt: u32) -> Duration {
+    let ceiling = base
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(MAX_RECONNECT_DELAY);
+    ceiling.mul_f64(random_unit())
+}
+
+/// Reconnects after losses and pushes renewed tokens.
+pub(super) async fn supervise(
+    inner: Arc<Inner>,
+    mut broken: mpsc::UnboundedReceiver<(u64, String)>,
+) {
+    let mut tokens = match &inner.settings.login {
+        Login::Token(src) => {
+            let mut rx = src.subscribe();
+            rx.borrow_and_update();
+            Some(rx)
+        }
+        Login::Password { .. } => None,
+    };
+    let mut generation = 1u64;
+    loop {
+        let reason = tokio::select! {
+            _ = inner.cancel.cancelled() => return,
+            msg = broken.recv() => match msg {
+                Some((g, reason)) if g == generation => reason,
+                Some(_) => continue,
+                None => return,
+            },
+            changed = async {
+                match tokens.as_mut() {
+                    Some(rx) => rx.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if changed.is_err() {
+                    tokens = None;
+                    continue;
+                }
+                let token = tokens.as_mut().map(|rx| rx.borrow_and_update().clone());
+                let live = inner.live.borrow().clone();
+                let (Some(token), Some(live)) = (token, live) else { continue };
+                let res = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    live.conn.update_secret(token.expose_secret().into(), "secret".into()),
+                ).await;
+                match res {
+                    Ok(Ok(())) => {
+                        tracing::info!(target: "nost_amqp", "renewed token sent to RabbitMQ (update-secret)");
+                        let _ = inner.events.send(SessionEvent::SecretUpdated);
+                        continue;
+                    }
+                    Ok(Err(e)) => {
+                        let error = AmqpError::from_lapin(&e, &inner.settings.endpoint(), &inner.settings.rabbitmq.virtual_host, true).to_string();
+                        tracing::warn!(target: "nost_amqp", %error, "update-secret failed; reconnecting with the current token");
+                        let _ = inner.events.send(SessionEvent::SecretUpdateFailed { error: error.clone() });
+                        error
+                    }
+                    Err(_) => {
+                        let error = "update-secret got no answer within 10 s".to_owned();
+                        tracing::warn!(target: "nost_amqp", %error, "reconnecting with the current token");
+                        let _ = inner.events.send(SessionEvent::SecretUpdateFailed { error: error.clone() });
+                        error
+                    }
+                }
+            }
+        };
+        // The connection is gone (or unusable): reconnect until it works.
+        inner.outbox.set_connected(false);
+        if let Some(old) = inner.live.send_replace(None) {
+            let conn = old.conn.clone();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    conn.close(320, "reconnecting".into()),
+                )
+                .await;
+            });
+        }
+        tracing::warn!(target: "nost_amqp", %reason, "connection to RabbitMQ lost; reconnecting");
+        let _ = inner.events.send(SessionEvent::Disconnected { reason });
+        let base = inner.settings.reconnect_delay();
+        let mut attempt = 0u32;
+        let mut delay = backoff(base, 1);
+        loop {
+            tokio::select! {
+                _ = inner.cancel.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            attempt += 1;
+            generation += 1;
+            // Not cancelled midway: a dropped half-open connection could stay
+            // open at the broker. `open` is bounded by connection_timeout.
+            match open(&inner, generation).await {
+                Ok(live) => {
+                    if inner.cancel.is_cancelled() {
+                        // Shutdown began while this connection opened: it must not stay.
+                        let _ = live.conn.close(200, "shutdown".into()).await;
+                        return;
+                    }
+                    // Stale "broken" reports of older connections are dropped by generation.
+                    inner.live.send_replace(Some(live));
+                    inner.outbox.set_connected(true);
+                    tracing::info!(target: "nost_amqp", attempt, url = %inner.settings.display_url(), "reconnected to RabbitMQ");
+                    let _ = inner.events.send(SessionEvent::Connected { generation });
+                    break;
+                }
+                Err(e) => {
+                    delay = backoff(base, attempt + 1);
+                    tracing::warn!(target: "nost_amqp", attempt, error = %e, retry_in_s = delay.as_secs_f64(), "reconnect failed");
+                    let _ = inner.events.send(SessionEvent::ReconnectFailed {
+                        attempt,
+                        error: e.to_string(),
+                        retry_in: delay,
+                    });
+                }
+            }
+        }
+    }
+}
