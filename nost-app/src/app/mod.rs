@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use nost_amqp::{BindingSpec, ConnectSettings, ExchangeSpec, Outgoing, QueueSpec, Session};
 use nost_auth::TokenManager;
 use nost_config::{AuthMode, Config, Credentials, ModeKind, Tokens};
@@ -29,11 +30,18 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 
 /// A message received by a callback.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Message {
     /// `PREFIX.APP.TOPIC` of the message.
     pub routing_key: String,
     /// The body (UTF-8 JSON for NOS-T messages).
     pub body: Vec<u8>,
+    /// The AMQP properties the sender set (message id, timestamp, app id,
+    /// headers, …).
+    pub properties: nost_amqp::Properties,
+    /// Whether the broker delivered this message before: delivery is
+    /// at-least-once, so after a reconnect a message can come twice.
+    pub redelivered: bool,
 }
 
 impl Message {
@@ -179,7 +187,14 @@ impl Application {
                 return Err(e.into());
             }
         };
-        session.declare_exchange(ExchangeSpec::nost(prefix)).await?;
+        if let Err(e) = session.declare_exchange(ExchangeSpec::nost(prefix)).await {
+            // Close what was opened: the connection and the token renewal.
+            session.shutdown(Duration::ZERO).await;
+            if let Some(t) = token_manager.as_ref().filter(|_| owns_tokens) {
+                t.shutdown().await;
+            }
+            return Err(e.into());
+        }
         tracing::info!(target: "nost_app", app = name, prefix, mode = %mode, url = %session.url(), "application started");
         let (outbox, outbox_rx) = mpsc::unbounded_channel::<Queued>();
         let app = Application {
@@ -277,6 +292,48 @@ impl Application {
         Ok(())
     }
 
+    /// Publish `payload` on `PREFIX.<own name>.<topic>` and wait for the
+    /// broker's verdict on this message: `Ok(())` once confirmed, or
+    /// [`AppError::Amqp`] with [`nost_amqp::AmqpError::PublishRefused`]
+    /// naming exchange, routing key and the broker's reason.
+    pub async fn send_message_confirmed(&self, topic: &str, payload: &str) -> Result<(), AppError> {
+        Ok(self.send_message_tracked(topic, payload).await?.await?)
+    }
+
+    /// Publish `payload` on `PREFIX.<own name>.<topic>` (buffered, like
+    /// [`Application::send_message`]) and return a handle that resolves to
+    /// the broker's verdict on this message.
+    pub async fn send_message_tracked(
+        &self,
+        topic: &str,
+        payload: &str,
+    ) -> Result<nost_amqp::Confirm, AppError> {
+        if self.inner.closed.initialized() {
+            return Err(AppError::ShutDown);
+        }
+        Ok(self
+            .inner
+            .session
+            .publish_tracked(Outgoing {
+                exchange: self.inner.prefix.clone(),
+                routing_key: routing_key(&self.inner.prefix, &self.inner.name, topic),
+                body: payload.as_bytes().to_vec(),
+            })
+            .await?)
+    }
+
+    /// Wait until every message sent so far is confirmed or refused; the
+    /// refused ones (since the last `flush`) come back as
+    /// [`nost_amqp::AmqpError::Refused`].
+    pub async fn flush(&self, timeout: Duration) -> Result<(), AppError> {
+        // Status messages queued by observers reach the session first.
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.inner.outbox.send(Queued::Barrier(done)).is_ok() {
+            let _ = tokio::time::timeout(timeout, wait).await;
+        }
+        Ok(self.inner.session.flush(timeout).await?)
+    }
+
     /// Serialize `value` as compact JSON and publish it on `topic`.
     pub async fn send_json<T: serde::Serialize>(
         &self,
@@ -305,7 +362,7 @@ impl Application {
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         let key = routing_key(&self.inner.prefix, app, topic);
-        self.subscribe(key, handler).await
+        self.subscribe(key, false, handler).await
     }
 
     /// Call `handler` for messages whose routing key matches
@@ -319,11 +376,32 @@ impl Application {
         F: Fn(Message) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        self.subscribe(format!("{}.{pattern}", self.inner.prefix), handler)
+        self.subscribe(format!("{}.{pattern}", self.inner.prefix), false, handler)
             .await
     }
 
-    async fn subscribe<F, Fut>(&self, key: String, handler: F) -> Result<(), AppError>
+    /// Like [`Application::add_pattern_callback`], but on a queue that goes
+    /// away with its consumer (non-durable, auto-delete), also when the
+    /// process is killed: for listeners such as `nost listen`.
+    pub async fn add_transient_pattern_callback<F, Fut>(
+        &self,
+        pattern: &str,
+        handler: F,
+    ) -> Result<(), AppError>
+    where
+        F: Fn(Message) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.subscribe(format!("{}.{pattern}", self.inner.prefix), true, handler)
+            .await
+    }
+
+    async fn subscribe<F, Fut>(
+        &self,
+        key: String,
+        transient: bool,
+        handler: F,
+    ) -> Result<(), AppError>
     where
         F: Fn(Message) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
@@ -339,14 +417,36 @@ impl Application {
         }
         let queue = queue_name(&key, &self.inner.name);
         let s = &self.inner.session;
-        s.declare_queue(QueueSpec::nost(&queue)).await?;
-        s.bind_queue(BindingSpec {
-            queue: queue.clone(),
-            exchange: self.inner.prefix.clone(),
-            key: key.clone(),
-        })
-        .await?;
-        let mut sub = s.consume(&queue, 1).await?;
+        let spec = if transient {
+            QueueSpec {
+                durable: false,
+                auto_delete: true,
+                ..QueueSpec::nost(&queue)
+            }
+        } else {
+            QueueSpec::nost(&queue)
+        };
+        s.declare_queue(spec).await?;
+        let consumed = async {
+            s.bind_queue(BindingSpec {
+                queue: queue.clone(),
+                exchange: self.inner.prefix.clone(),
+                key: key.clone(),
+            })
+            .await?;
+            s.consume(&queue, 1).await
+        }
+        .await;
+        let mut sub = match consumed {
+            Ok(sub) => sub,
+            Err(e) => {
+                // No durable queue may stay behind collecting messages.
+                if let Err(d) = s.discard_queue(&queue).await {
+                    tracing::warn!(target: "nost_app", %queue, error = %d, "could not remove the queue of a failed subscription");
+                }
+                return Err(e.into());
+            }
+        };
         lock(&self.inner.handlers).insert(key.clone(), vec![handler]);
         lock(&self.inner.queues).push(queue.clone());
         let inner = self.inner.clone();
@@ -356,17 +456,31 @@ impl Application {
                 let msg = Message {
                     routing_key: d.routing_key.clone(),
                     body: d.body.clone(),
+                    properties: d.properties.clone(),
+                    redelivered: d.redelivered,
                 };
                 let mut failed = None;
                 for h in handlers {
-                    if let Err(e) = h(msg.clone()).await {
-                        failed = Some(e);
+                    // A panicking handler must not take the subscription
+                    // down with it: the message is rejected, the next one
+                    // handled.
+                    match std::panic::AssertUnwindSafe(h(msg.clone()))
+                        .catch_unwind()
+                        .await
+                    {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => failed = Some(Failure::Error(e)),
+                        Err(panic) => failed = Some(Failure::Panic(panic_text(&*panic))),
                     }
                 }
                 let res = match failed {
                     None => d.ack().await,
-                    Some(e) => {
-                        tracing::warn!(target: "nost_app", routing_key = %d.routing_key, error = %e, "message handler failed; message rejected without requeue");
+                    Some(Failure::Error(e)) => {
+                        tracing::warn!(target: "nost_app", %queue, routing_key = %d.routing_key, error = %e, "message handler failed; message rejected without requeue");
+                        d.reject(false).await
+                    }
+                    Some(Failure::Panic(text)) => {
+                        tracing::error!(target: "nost_app", %queue, routing_key = %d.routing_key, panic = %text, "message handler panicked; message rejected without requeue, the subscription goes on");
                         d.reject(false).await
                     }
                 };
@@ -386,7 +500,9 @@ impl Application {
 
     /// Shut down once: flush queued messages (up to 5 s), remove this
     /// application's queues (purge, unbind with the binding key, delete),
-    /// close consumers, channel and connection, stop token renewal.
+    /// close consumers, channels and connection, stop token renewal. The
+    /// whole takes at most `connection_timeout`, also during an outage
+    /// (then the queues stay on the broker, with a warning).
     pub async fn shut_down(&self) {
         let inner = self.inner.clone();
         self.inner
@@ -396,19 +512,33 @@ impl Application {
                 if inner.simulator.is_running() {
                     let _ = inner.simulator.terminate();
                 }
+                // Bounded in total by connection_timeout, even during an outage.
+                let budget = Duration::from_secs(inner.config.servers.rabbitmq.connection_timeout.max(1));
+                let deadline = tokio::time::Instant::now() + budget;
+                let left = || deadline.saturating_duration_since(tokio::time::Instant::now()).min(SHUTDOWN_FLUSH);
                 // Let queued status messages reach the session before flushing.
                 let (done, wait) = tokio::sync::oneshot::channel();
                 if inner.outbox.send(Queued::Barrier(done)).is_ok() {
-                    let _ = tokio::time::timeout(SHUTDOWN_FLUSH, wait).await;
+                    let _ = tokio::time::timeout(left(), wait).await;
                 }
-                let _ = inner.session.flush(SHUTDOWN_FLUSH).await;
+                if inner.session.is_connected()
+                    && let Err(e) = inner.session.flush(left()).await
+                {
+                    tracing::warn!(target: "nost_app", error = %e, "not every message was confirmed at shutdown");
+                }
                 let queues: Vec<String> = lock(&inner.queues).drain(..).collect();
                 for q in queues {
-                    if let Err(e) = inner.session.delete_queue(&q).await {
-                        tracing::warn!(target: "nost_app", queue = %q, error = %e, "could not delete queue at shutdown");
+                    if !inner.session.is_connected() {
+                        tracing::warn!(target: "nost_app", queue = %q, "not connected at shutdown; queue left on the broker");
+                        continue;
+                    }
+                    match tokio::time::timeout(left(), inner.session.delete_queue(&q)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::warn!(target: "nost_app", queue = %q, error = %e, "could not delete queue at shutdown"),
+                        Err(_) => tracing::warn!(target: "nost_app", queue = %q, "no answer deleting the queue at shutdown"),
                     }
                 }
-                inner.session.shutdown(SHUTDOWN_FLUSH).await;
+                inner.session.shutdown(left()).await;
                 if let Some(t) = inner.tokens.as_ref().filter(|_| inner.owns_tokens) {
                     t.shutdown().await;
                 }
@@ -520,6 +650,21 @@ impl Application {
             tracing::info!(target: "nost_app", "signal received; shutting down");
             app.shut_down().await;
         });
+    }
+}
+
+enum Failure {
+    Error(HandlerError),
+    Panic(String),
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_owned()
     }
 }
 
