@@ -138,3 +138,77 @@ pub fn python_with_nost_tools() -> std::path::PathBuf {
 pub fn interop_scripts() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interop")
 }
+
+/// A user of the default node with its own virtual host, full permissions
+/// there, removed (with the virtual host) when dropped.
+pub struct BrokerUser {
+    /// User name (also the virtual host's name).
+    pub name: String,
+    /// Its password.
+    pub password: String,
+}
+
+impl BrokerUser {
+    /// Create user `name` with password `password`, the virtual host `name`
+    /// and configure/write/read permissions on it.
+    pub fn create(name: &str) -> BrokerUser {
+        let password = format!("pw-{name}");
+        rabbitmqctl(&["add_user", name, &password]);
+        rabbitmqctl(&["add_vhost", name]);
+        rabbitmqctl(&["set_permissions", "-p", name, name, ".*", ".*", ".*"]);
+        BrokerUser {
+            name: name.to_owned(),
+            password,
+        }
+    }
+
+    /// Restrict writing to `exchange` to routing keys matching `write`
+    /// (a regular expression); reading stays open.
+    pub fn set_topic_write(&self, exchange: &str, write: &str) {
+        rabbitmqctl(&[
+            "set_topic_permissions",
+            "-p",
+            &self.name,
+            &self.name,
+            exchange,
+            write,
+            ".*",
+        ]);
+    }
+}
+
+impl Drop for BrokerUser {
+    fn drop(&mut self) {
+        rabbitmqctl(&["delete_vhost", &self.name]);
+        rabbitmqctl(&["delete_user", &self.name]);
+    }
+}
+
+/// A policy on the default node's `/` virtual host for exactly one queue
+/// name, cleared when dropped.
+pub struct QueuePolicy {
+    name: String,
+}
+
+impl QueuePolicy {
+    /// Apply `definition` (JSON) to the queue named `queue` only.
+    pub fn set(queue: &str, definition: &str) -> QueuePolicy {
+        let name = format!("{queue}-policy");
+        let pattern = format!("^{}$", queue.replace('.', "\\."));
+        rabbitmqctl(&[
+            "set_policy",
+            "--apply-to",
+            "queues",
+            &name,
+            &pattern,
+            definition,
+        ]);
+        QueuePolicy { name }
+    }
+}
+
+impl Drop for QueuePolicy {
+    fn drop(&mut self) {
+        rabbitmqctl(&["clear_policy", &self.name]);
+    }
+}

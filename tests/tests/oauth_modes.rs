@@ -517,3 +517,94 @@ async fn shared_tokens_refuse_basic_mode() {
     assert!(err.contains("Keycloak mode"), "{err}");
     assert!(!err.contains("guest\""), "{err}");
 }
+
+#[tokio::test]
+async fn a_token_whose_write_scope_excludes_one_topic_fails_only_that_message_of_a_thousand() {
+    let (node, kc) = setup().await;
+    kc.add_client("scoped", Some("s-secret"));
+    let prefix = unique("scoped");
+    // Write only to PREFIX.sat.ok on the prefix exchange (topic form).
+    kc.set_scopes(
+        &format!(
+            "rabbitmq.read:*/*/* rabbitmq.configure:*/*/* rabbitmq.write:*/{prefix}/{prefix}.sat.ok"
+        ),
+        None,
+    );
+    let cfg = config(&node, &kc, 240);
+    let creds = Credentials::client("scoped", Some("s-secret".into()));
+    let ground = Application::start_up("ground", &prefix, &cfg, with(creds.clone()))
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    ground
+        .add_message_callback("sat", "#", move |m| {
+            let tx = tx.clone();
+            async move {
+                tx.send((m.routing_key.clone(), m.text()?.parse::<usize>()?))
+                    .ok();
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+    let sat = Application::start_up("sat", &prefix, &cfg, with(creds))
+        .await
+        .unwrap();
+    let mut events = sat.session().events();
+    const N: usize = 1_000;
+    const BAD: usize = 500;
+    let mut handles = Vec::new();
+    for i in 0..N {
+        let topic = if i == BAD { "bad" } else { "ok" };
+        handles.push(
+            sat.send_message_tracked(topic, &i.to_string())
+                .await
+                .unwrap(),
+        );
+    }
+    let mut refused = Vec::new();
+    for (i, h) in handles.into_iter().enumerate() {
+        match tokio::time::timeout(Duration::from_secs(60), h)
+            .await
+            .unwrap()
+        {
+            Ok(()) => {}
+            Err(AmqpError::PublishRefused(r)) => refused.push((i, r)),
+            Err(e) => panic!("message {i}: {e:?}"),
+        }
+    }
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].0, BAD);
+    assert_eq!(refused[0].1.routing_key, format!("{prefix}.sat.bad"));
+    assert!(
+        refused[0].1.to_string().contains("scopes"),
+        "{}",
+        refused[0].1
+    );
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < N - 1 {
+        let (key, seq) = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+            .await
+            .expect("every allowed message arrives")
+            .unwrap();
+        assert_eq!(key, format!("{prefix}.sat.ok"));
+        seen.insert(seq);
+    }
+    assert!(!seen.contains(&BAD));
+    let (mut conns, mut drops, mut reopened) = (0, 0, 0);
+    while let Ok(e) = events.try_recv() {
+        match e {
+            SessionEvent::Connected { .. } => conns += 1,
+            SessionEvent::Disconnected { .. } => drops += 1,
+            SessionEvent::ChannelReopened => reopened += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        (conns, drops, reopened),
+        (0, 0, 1),
+        "no connection loss, one channel reopen"
+    );
+    sat.shut_down().await;
+    ground.shut_down().await;
+}

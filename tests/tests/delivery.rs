@@ -1,0 +1,592 @@
+//! Delivery that loses nothing, on the default broker: a refused message
+//! fails only itself, a nack is an outcome, a panicking handler does not
+//! stop its subscription, handlers see the properties.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use nost_amqp::{
+    AmqpError, BindingSpec, ConnectSettings, ExchangeSpec, Login, Outgoing, QueueSpec, Session,
+    SessionEvent,
+};
+use nost_app::{Application, StartOptions};
+use nost_config::{Config, Credentials, RabbitMqConfig, SecretString};
+use nost_tests::{BrokerUser, QueuePolicy, rabbitmqctl, unique};
+use tokio::sync::{broadcast, mpsc};
+
+fn settings(vhost: &str, user: &str, password: &str, name: &str) -> ConnectSettings {
+    let rabbitmq = RabbitMqConfig {
+        host: "127.0.0.1".into(),
+        port: 5672,
+        virtual_host: vhost.into(),
+        reconnect_delay: 1,
+        queue_max_size: 5_000,
+        connection_timeout: 10,
+        ..Default::default()
+    };
+    let mut s = ConnectSettings::new(
+        rabbitmq,
+        Login::Password {
+            username: user.into(),
+            password: SecretString::from(password),
+        },
+    );
+    s.connection_name = name.to_owned();
+    s
+}
+
+/// Counts of what a session reported.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Counted {
+    connected: usize,
+    disconnected: usize,
+    reopened: usize,
+    refused: usize,
+}
+
+fn count(events: &mut broadcast::Receiver<SessionEvent>) -> Counted {
+    let mut c = Counted::default();
+    while let Ok(e) = events.try_recv() {
+        match e {
+            SessionEvent::Connected { .. } => c.connected += 1,
+            SessionEvent::Disconnected { .. } => c.disconnected += 1,
+            SessionEvent::ChannelReopened => c.reopened += 1,
+            SessionEvent::PublishRefused { .. } => c.refused += 1,
+            _ => {}
+        }
+    }
+    c
+}
+
+/// A consumer on its own connection: declares `queue` bound to
+/// `exchange` with `key` and collects message bodies (as numbers).
+async fn independent_consumer(
+    s: ConnectSettings,
+    exchange: &str,
+    queue: &str,
+    key: &str,
+) -> (Session, nost_amqp::Subscription) {
+    let session = Session::connect(s).await.unwrap();
+    session
+        .declare_exchange(ExchangeSpec::nost(exchange))
+        .await
+        .unwrap();
+    session
+        .declare_queue(QueueSpec {
+            name: queue.into(),
+            durable: false,
+            auto_delete: false,
+            exclusive: false,
+        })
+        .await
+        .unwrap();
+    session
+        .bind_queue(BindingSpec {
+            queue: queue.into(),
+            exchange: exchange.into(),
+            key: key.into(),
+        })
+        .await
+        .unwrap();
+    let sub = session.consume(queue, 500).await.unwrap();
+    (session, sub)
+}
+
+/// Distinct numbered bodies until `want` are in (or the deadline passes).
+async fn collect(sub: &mut nost_amqp::Subscription, want: usize) -> (HashSet<usize>, Vec<String>) {
+    let mut seen = HashSet::new();
+    let mut keys = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < want {
+        let Ok(Some(d)) = tokio::time::timeout_at(deadline, sub.recv()).await else {
+            break;
+        };
+        seen.insert(std::str::from_utf8(&d.body).unwrap().parse().unwrap());
+        keys.push(d.routing_key.clone());
+        d.ack().await.unwrap();
+    }
+    (seen, keys)
+}
+
+#[tokio::test]
+async fn a_forbidden_topic_fails_only_its_own_message_of_a_thousand() {
+    let name = unique("refuse");
+    let user = BrokerUser::create(&name);
+    let exchange = name.clone();
+    let ok_key = format!("{exchange}.app.ok");
+    let bad_key = format!("{exchange}.app.bad");
+    user.set_topic_write(&exchange, "\\.ok$");
+    let (consumer, mut sub) = independent_consumer(
+        settings(&name, &name, &user.password, &format!("{name}-consumer")),
+        &exchange,
+        &format!("{name}.q"),
+        &format!("{exchange}.#"),
+    )
+    .await;
+
+    let session = Session::connect(settings(&name, &name, &user.password, &name))
+        .await
+        .unwrap();
+    let mut events = session.events();
+    const N: usize = 1_000;
+    const BAD: usize = 500;
+    let mut handles = Vec::with_capacity(N);
+    for i in 0..N {
+        let routing_key = if i == BAD { &bad_key } else { &ok_key };
+        let h = session
+            .publish_tracked(Outgoing {
+                exchange: exchange.clone(),
+                routing_key: routing_key.clone(),
+                body: i.to_string().into_bytes(),
+            })
+            .await
+            .expect("accepted into the buffer");
+        handles.push(h);
+    }
+    let mut refusals = Vec::new();
+    let mut confirmed = 0;
+    for (i, h) in handles.into_iter().enumerate() {
+        match tokio::time::timeout(Duration::from_secs(60), h)
+            .await
+            .unwrap()
+        {
+            Ok(()) => confirmed += 1,
+            Err(AmqpError::PublishRefused(r)) => refusals.push((i, r)),
+            Err(other) => panic!("message {i}: {other:?}"),
+        }
+    }
+    assert_eq!(confirmed, N - 1);
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    let (i, r) = &refusals[0];
+    assert_eq!(*i, BAD);
+    assert_eq!(
+        (r.exchange.as_str(), r.routing_key.as_str()),
+        (exchange.as_str(), bad_key.as_str())
+    );
+    assert_eq!(r.code, Some(403));
+    let text = AmqpError::PublishRefused(r.clone()).to_string();
+    assert!(
+        text.contains(&bad_key) && text.contains("topic permissions"),
+        "{text}"
+    );
+    session.flush(Duration::from_secs(10)).await.unwrap();
+
+    let (seen, keys) = collect(&mut sub, N - 1).await;
+    let want: HashSet<usize> = (0..N).filter(|i| *i != BAD).collect();
+    assert_eq!(seen.len(), N - 1, "all allowed messages arrived");
+    assert_eq!(seen, want);
+    assert!(!keys.contains(&bad_key));
+    let c = count(&mut events);
+    assert_eq!(
+        (c.connected, c.disconnected, c.refused, c.reopened),
+        (0, 0, 1, 1),
+        "no connection loss, one refusal, one channel reopen: {c:?}"
+    );
+    session.shutdown(Duration::from_secs(5)).await;
+    consumer.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn flush_reports_the_refused_message_of_buffered_sends() {
+    let name = unique("flushrefuse");
+    let user = BrokerUser::create(&name);
+    let exchange = name.clone();
+    user.set_topic_write(&exchange, "\\.ok$");
+    let session = Session::connect(settings(&name, &name, &user.password, &name))
+        .await
+        .unwrap();
+    session
+        .declare_exchange(ExchangeSpec::nost(&exchange))
+        .await
+        .unwrap();
+    for i in 0..20 {
+        let topic = if i == 7 { "bad" } else { "ok" };
+        session
+            .publish(Outgoing {
+                exchange: exchange.clone(),
+                routing_key: format!("{exchange}.app.{topic}"),
+                body: i.to_string().into_bytes(),
+            })
+            .await
+            .unwrap();
+    }
+    let err = session.flush(Duration::from_secs(30)).await.unwrap_err();
+    let AmqpError::Refused { refused } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].routing_key, format!("{exchange}.app.bad"));
+    assert!(err.to_string().contains("1 message(s) refused"), "{err}");
+    // Reported once: the next flush is clean.
+    session.flush(Duration::from_secs(5)).await.unwrap();
+    session.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_nack_is_retried_then_refused_without_a_reconnect() {
+    let name = unique("nack");
+    let queue = format!("{name}.q");
+    let _policy = QueuePolicy::set(&queue, r#"{"max-length":5,"overflow":"reject-publish"}"#);
+    let session = Session::connect(settings("/", "guest", "guest", &name))
+        .await
+        .unwrap();
+    session
+        .declare_exchange(ExchangeSpec::nost(&name))
+        .await
+        .unwrap();
+    session
+        .declare_queue(QueueSpec {
+            name: queue.clone(),
+            durable: false,
+            auto_delete: false,
+            exclusive: false,
+        })
+        .await
+        .unwrap();
+    session
+        .bind_queue(BindingSpec {
+            queue: queue.clone(),
+            exchange: name.clone(),
+            key: format!("{name}.#"),
+        })
+        .await
+        .unwrap();
+    let mut events = session.events();
+    let mut handles = Vec::new();
+    for i in 0..10 {
+        handles.push(
+            session
+                .publish_tracked(Outgoing {
+                    exchange: name.clone(),
+                    routing_key: format!("{name}.app.seq"),
+                    body: i.to_string().into_bytes(),
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    let mut ok = 0;
+    let mut refused = Vec::new();
+    for h in handles {
+        match tokio::time::timeout(Duration::from_secs(30), h)
+            .await
+            .unwrap()
+        {
+            Ok(()) => ok += 1,
+            Err(AmqpError::PublishRefused(r)) => refused.push(r),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!((ok, refused.len()), (5, 5), "{refused:?}");
+    for r in &refused {
+        assert_eq!(r.code, None);
+        assert!(r.reason.contains("nacked"), "{}", r.reason);
+        assert!(r.to_string().contains("reject-publish"), "{r}");
+    }
+    let c = count(&mut events);
+    assert_eq!((c.connected, c.disconnected, c.refused), (0, 0, 5), "{c:?}");
+    let depth = rabbitmqctl(&[
+        "list_queues",
+        "-q",
+        "--no-table-headers",
+        "name",
+        "messages",
+    ]);
+    let line = depth
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(queue.as_str()))
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(line.split_whitespace().nth(1), Some("5"), "{line}");
+    session.delete_queue(&queue).await.unwrap();
+    session.shutdown(Duration::from_secs(5)).await;
+}
+
+fn local(tune: impl FnOnce(&mut RabbitMqConfig)) -> (Config, StartOptions) {
+    let config = Config::builder()
+        .rabbitmq(|r| {
+            r.host = "127.0.0.1".into();
+            r.reconnect_delay = 1;
+            tune(r);
+        })
+        .build()
+        .unwrap();
+    let options = StartOptions {
+        credentials: Some(Credentials::basic("guest", "guest")),
+        set_offset: Some(false),
+        ..Default::default()
+    };
+    (config, options)
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_on_every_third_message_still_sees_all_hundred() {
+    let prefix = unique("panic");
+    let (config, options) = local(|_| {});
+    let app = Application::start_up("ground", &prefix, &config, options)
+        .await
+        .unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let s = seen.clone();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    app.add_message_callback("ground", "tick", move |m| {
+        let s = s.clone();
+        let tx = tx.clone();
+        async move {
+            let n = s.fetch_add(1, Ordering::SeqCst) + 1;
+            tx.send(m.text()?.to_owned()).ok();
+            if n.is_multiple_of(3) {
+                panic!("handler bug on message {n}");
+            }
+            Ok(())
+        }
+    })
+    .await
+    .unwrap();
+    for i in 0..100 {
+        app.send_message("tick", &i.to_string()).await.unwrap();
+    }
+    app.flush(Duration::from_secs(10)).await.unwrap();
+    let mut bodies = HashSet::new();
+    while bodies.len() < 100 {
+        let b = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("every message reaches the handler")
+            .unwrap();
+        bodies.insert(b);
+    }
+    assert_eq!(bodies.len(), 100);
+    // Panicked messages were rejected, not requeued: nothing comes again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(seen.load(Ordering::SeqCst), 100);
+    app.shut_down().await;
+}
+
+#[tokio::test]
+async fn handlers_see_the_amqp_properties_and_the_redelivered_flag() {
+    let prefix = unique("props");
+    let (rx_config, options) = local(|_| {});
+    let (tx_config, _) = local(|r| {
+        r.message_id = Some("m-42".into());
+        r.app_id = Some("sat-app".into());
+        r.content_type = Some("application/json".into());
+        r.timestamp = Some(chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap());
+        r.headers = Some([("mission".to_owned(), "fire".to_owned())].into());
+    });
+    let ground = Application::start_up("ground", &prefix, &rx_config, options.clone())
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    ground
+        .add_message_callback("sat", "status.ready", move |m| {
+            let tx = tx.clone();
+            async move {
+                tx.send(m).ok();
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+    let sat = Application::start_up("sat", &prefix, &tx_config, options)
+        .await
+        .unwrap();
+    sat.send_message_confirmed("status.ready", "{}")
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let p = &m.properties;
+    assert_eq!(p.message_id.as_deref(), Some("m-42"));
+    assert_eq!(p.app_id.as_deref(), Some("sat-app"));
+    assert_eq!(p.content_type.as_deref(), Some("application/json"));
+    assert_eq!(p.timestamp, Some(1_700_000_000));
+    assert_eq!(
+        p.headers.get("mission").and_then(|v| v.as_str()),
+        Some("fire")
+    );
+    assert!(!m.redelivered);
+    sat.shut_down().await;
+    ground.shut_down().await;
+}
+
+fn connections() -> String {
+    rabbitmqctl(&[
+        "list_connections",
+        "-q",
+        "--no-table-headers",
+        "client_properties",
+    ])
+}
+
+/// Poll until no connection of the default node mentions `name`.
+async fn no_connection_named(name: &str) -> bool {
+    for _ in 0..50 {
+        let name = name.to_owned();
+        let left = tokio::task::spawn_blocking(move || connections().contains(&name))
+            .await
+            .unwrap();
+        if !left {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn shutdown_during_an_outage_takes_at_most_connection_timeout() {
+    let prefix = unique("outage");
+    let proxy = nost_tests::Proxy::start("127.0.0.1:5672".parse().unwrap())
+        .await
+        .unwrap();
+    let port = proxy.port();
+    let (config, options) = local(|r| {
+        r.port = u32::from(port);
+        r.connection_timeout = 4;
+    });
+    let app = Application::start_up("sat", &prefix, &config, options)
+        .await
+        .unwrap();
+    for topic in ["a", "b", "c"] {
+        app.add_message_callback("*", topic, |_| async { Ok(()) })
+            .await
+            .unwrap();
+    }
+    let mut events = app.session().events();
+    proxy.cut().await;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
+            Ok(Ok(SessionEvent::Disconnected { .. })) => break,
+            Ok(Ok(_)) => continue,
+            other => panic!("no disconnect noticed: {other:?}"),
+        }
+    }
+    app.send_message("a", "{}").await.unwrap();
+    // 4 s in all (plus slack for a loaded machine), not 4 s per queue.
+    tokio::time::timeout(Duration::from_secs(7), app.shut_down())
+        .await
+        .expect("shutdown is bounded by connection_timeout");
+    for topic in ["a", "b", "c"] {
+        rabbitmqctl(&["delete_queue", &format!("{prefix}.star.{topic}.sat")]);
+    }
+}
+
+#[tokio::test]
+async fn a_shutdown_racing_a_reconnect_leaves_no_connection() {
+    let name = unique("race");
+    let proxy = nost_tests::Proxy::start("127.0.0.1:5672".parse().unwrap())
+        .await
+        .unwrap();
+    for round in 0..3u64 {
+        let conn_name = format!("{name}-{round}");
+        let mut s = settings("/", "guest", "guest", &conn_name);
+        s.rabbitmq.port = u32::from(proxy.port());
+        let session = Session::connect(s).await.unwrap();
+        let mut events = session.events();
+        proxy.cut().await;
+        loop {
+            if let Ok(Ok(SessionEvent::Disconnected { .. })) =
+                tokio::time::timeout(Duration::from_secs(30), events.recv()).await
+            {
+                break;
+            }
+        }
+        proxy.restore();
+        // Shut down while the reconnect is (likely) under way.
+        tokio::time::sleep(Duration::from_millis(100 * round)).await;
+        session.shutdown(Duration::from_secs(1)).await;
+        assert!(
+            no_connection_named(&conn_name).await,
+            "round {round}: a connection stayed open"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_start_up_closes_its_connection() {
+    let prefix = unique("failstart");
+    // A peer declared the prefix exchange with other flags: 406 at start-up.
+    let peer = Session::connect(settings("/", "guest", "guest", &format!("{prefix}-peer")))
+        .await
+        .unwrap();
+    peer.declare_exchange(ExchangeSpec {
+        name: prefix.clone(),
+        kind: "direct".into(),
+        durable: false,
+        auto_delete: false,
+    })
+    .await
+    .unwrap();
+    let (config, options) = local(|_| {});
+    let err = Application::start_up("sat", &prefix, &config, options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            nost_app::AppError::Amqp(AmqpError::PreconditionFailed { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(
+        no_connection_named(&format!("{prefix}.sat")).await,
+        "the failed application's connection is closed"
+    );
+    rabbitmqctl(&["delete_exchange", &prefix]);
+    peer.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_subscription_refused_at_bind_leaves_no_durable_queue() {
+    let name = unique("nobind");
+    let user = BrokerUser::create(&name);
+    // May declare and write, may not read: binding needs read on the exchange.
+    rabbitmqctl(&["set_permissions", "-p", &name, &name, ".*", ".*", "^$"]);
+    let prefix = unique("nb");
+    let config = Config::builder()
+        .rabbitmq(|r| {
+            r.host = "127.0.0.1".into();
+            r.virtual_host = name.clone();
+            r.reconnect_delay = 1;
+            r.connection_timeout = 10;
+        })
+        .build()
+        .unwrap();
+    let options = StartOptions {
+        credentials: Some(Credentials::basic(&name, &user.password)),
+        set_offset: Some(false),
+        ..Default::default()
+    };
+    let app = Application::start_up("sat", &prefix, &config, options)
+        .await
+        .unwrap();
+    let err = app
+        .add_message_callback("*", "tick", |_| async { Ok(()) })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            nost_app::AppError::Amqp(AmqpError::AccessRefused { .. })
+        ),
+        "{err:?}"
+    );
+    let queues = rabbitmqctl(&[
+        "list_queues",
+        "-p",
+        &name,
+        "-q",
+        "--no-table-headers",
+        "name",
+    ]);
+    assert!(
+        !queues.contains(&prefix),
+        "no queue left collecting messages: {queues}"
+    );
+    app.shut_down().await;
+}
