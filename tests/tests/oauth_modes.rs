@@ -523,10 +523,11 @@ async fn a_token_whose_write_scope_excludes_one_topic_fails_only_that_message_of
     let (node, kc) = setup().await;
     kc.add_client("scoped", Some("s-secret"));
     let prefix = unique("scoped");
-    // Write only to PREFIX.sat.ok on the prefix exchange (topic form).
+    // Write only to PREFIX.sat.ok on the prefix exchange (topic form); the
+    // queues (PREFIX.…) may be written to for binding.
     kc.set_scopes(
         &format!(
-            "rabbitmq.read:*/*/* rabbitmq.configure:*/*/* rabbitmq.write:*/{prefix}/{prefix}.sat.ok"
+            "rabbitmq.read:*/*/* rabbitmq.configure:*/*/* rabbitmq.write:*/{prefix}/{prefix}.sat.ok rabbitmq.write:*/{prefix}.*/*"
         ),
         None,
     );
