@@ -43,6 +43,7 @@
 //! ```
 
 mod error;
+mod jitter;
 mod message;
 mod outbox;
 mod session;

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -9,7 +10,7 @@ use lapin::types::FieldTable;
 use lapin::uri::{
     AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo, SASLMechanism,
 };
-use nost_config::{ExposeSecret, RabbitMqConfig, SecretString};
+use nost_config::{BrokerEndpoint, ExposeSecret, QueueType, RabbitMqConfig, SecretString};
 
 use crate::error::AmqpError;
 use crate::token::TokenSource;
@@ -51,21 +52,73 @@ pub struct ConnectSettings {
     pub login: Login,
     /// Shown in the RabbitMQ management UI.
     pub connection_name: String,
+    /// Which of the broker nodes is tried next (shared by clones).
+    node: NodeCursor,
+}
+
+/// The position in `servers.rabbitmq.endpoints()` and the order they are
+/// tried in (as written, or one random rotation per session).
+#[derive(Debug, Clone, Default)]
+struct NodeCursor {
+    current: Arc<AtomicUsize>,
 }
 
 impl ConnectSettings {
     /// Settings from the configuration section and a login.
     pub fn new(rabbitmq: RabbitMqConfig, login: Login) -> Self {
         ConnectSettings {
+            node: NodeCursor::default(),
             rabbitmq,
             login,
             connection_name: "nost-rs".into(),
         }
+        .shuffled()
     }
 
-    /// `host:port`, for messages.
+    /// With `shuffle_hosts`, start at a random node: applications started
+    /// together spread over the cluster (the order after it is kept, so
+    /// each reconnect still moves on to the next node).
+    fn shuffled(self) -> Self {
+        let n = self.rabbitmq.endpoints().len();
+        if self.rabbitmq.shuffle_hosts && n > 1 {
+            let start = (crate::jitter::random_unit() * n as f64) as usize;
+            self.node.current.store(start % n, Ordering::Relaxed);
+        }
+        self
+    }
+
+    /// The node tried now (and next): `servers.rabbitmq.hosts`, or
+    /// `host`/`port` when no list is written.
+    pub fn current_node(&self) -> BrokerEndpoint {
+        let nodes = self.rabbitmq.endpoints();
+        let i = self.node.current.load(Ordering::Relaxed);
+        nodes
+            .get(i % nodes.len().max(1))
+            .cloned()
+            .unwrap_or_else(|| BrokerEndpoint {
+                host: self.rabbitmq.host.clone(),
+                port: u16::try_from(self.rabbitmq.port).unwrap_or(5672),
+            })
+    }
+
+    /// How many nodes there are to try.
+    pub fn node_count(&self) -> usize {
+        self.rabbitmq.endpoints().len().max(1)
+    }
+
+    /// Move on to the next node (after a failed attempt or a lost
+    /// connection); with one node this stays on it.
+    pub(crate) fn next_node(&self) {
+        let n = self.node_count();
+        let _ = self
+            .node
+            .current
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |i| Some((i + 1) % n));
+    }
+
+    /// `host:port` of the current node, for messages.
     pub fn endpoint(&self) -> String {
-        format!("{}:{}", self.rabbitmq.host, self.rabbitmq.port)
+        self.current_node().to_string()
     }
 
     /// `amqp(s)://host:port/<vhost percent-encoded>`, without credentials.
@@ -106,8 +159,7 @@ impl ConnectSettings {
     /// escaping problems with `/`).
     pub(crate) fn uri(&self, password: &SecretString) -> Result<AMQPUri, AmqpError> {
         let r = &self.rabbitmq;
-        let port = u16::try_from(r.port)
-            .map_err(|_| AmqpError::Other(format!("invalid port {}", r.port)))?;
+        let node = self.current_node();
         let username = match &self.login {
             Login::Password { username, .. } => username.clone(),
             Login::Token(_) => String::new(),
@@ -123,8 +175,8 @@ impl ConnectSettings {
                     username,
                     password: password.expose_secret().to_owned(),
                 },
-                host: r.host.clone(),
-                port,
+                host: node.host,
+                port: node.port,
             },
             vhost: r.virtual_host.clone(),
             query: AMQPQueryString {
@@ -226,6 +278,9 @@ pub struct QueueSpec {
     pub auto_delete: bool,
     /// Only this connection may use it.
     pub exclusive: bool,
+    /// A quorum queue (`x-queue-type: quorum`): replicated across a
+    /// cluster; must be durable, not auto-delete, not exclusive.
+    pub quorum: bool,
 }
 
 impl QueueSpec {
@@ -236,6 +291,16 @@ impl QueueSpec {
             durable: true,
             auto_delete: false,
             exclusive: false,
+            quorum: false,
+        }
+    }
+
+    /// A NOS-T subscription queue of the configured type
+    /// (`servers.rabbitmq.queue_type`).
+    pub fn nost_of(name: &str, queue_type: QueueType) -> Self {
+        QueueSpec {
+            quorum: queue_type == QueueType::Quorum,
+            ..QueueSpec::nost(name)
         }
     }
 }

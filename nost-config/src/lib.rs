@@ -50,7 +50,8 @@ pub use error::{ConfigError, ConfigWarning, FieldError, Origin};
 pub use load::{LoadedConfig, load_file, load_str};
 pub use mode::{AuthMode, ModeError, ModeErrorKind, ModeKind, Tokens, VALID_MODES};
 pub use schema::{
-    ApplicationConfig, Config, Execution, GeneralConfig, KeycloakConfig, LoggerApplicationConfig,
-    LoggingConfig, ManagedApplicationConfig, ManagerConfig, RabbitMqConfig, Servers,
+    ApplicationConfig, BrokerEndpoint, Config, Execution, GeneralConfig, KeycloakConfig,
+    LoggerApplicationConfig, LoggingConfig, ManagedApplicationConfig, ManagerConfig, QueueType,
+    RabbitMqConfig, Servers,
 };
 pub use secrecy::{ExposeSecret, SecretString};

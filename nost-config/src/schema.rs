@@ -119,6 +119,141 @@ pub struct RabbitMqConfig {
     pub app_id: Option<String>,
     /// Message property `cluster-id`.
     pub cluster_id: Option<String>,
+    /// nost-rs extension: every node of a cluster, each `host` or
+    /// `host:port` (`[::1]:5672` for IPv6; without a port, `port` is used).
+    /// When given it replaces `host`/`port`, which `nost_tools` keeps using.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[validate(custom(function = "validate_hosts"))]
+    pub hosts: Vec<String>,
+    /// nost-rs extension: try `hosts` in a random order (spreads many
+    /// applications over a cluster) instead of as written.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shuffle_hosts: bool,
+    /// nost-rs extension: the type of subscription queues. `classic` (the
+    /// default, as `nost_tools`) lives on one node; `quorum` is replicated
+    /// across a cluster, so a subscription survives the loss of a node.
+    #[serde(skip_serializing_if = "QueueType::is_classic")]
+    pub queue_type: QueueType,
+}
+
+/// `servers.rabbitmq.queue_type`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    /// One node holds the queue (`nost_tools`' queues).
+    #[default]
+    Classic,
+    /// Replicated across the cluster (durable, never auto-deleted).
+    Quorum,
+}
+
+impl QueueType {
+    fn is_classic(&self) -> bool {
+        *self == QueueType::Classic
+    }
+}
+
+/// One broker node: a host and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerEndpoint {
+    /// Host name or address (IPv6 without brackets).
+    pub host: String,
+    /// AMQP(S) port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for BrokerEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`; `default_port` when none.
+fn parse_endpoint(text: &str, default_port: u32) -> Result<BrokerEndpoint, String> {
+    let text = text.trim();
+    let port_of = |p: &str| -> Result<u16, String> {
+        p.parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("`{text}`: the port must be a number from 1 to 65535"))
+    };
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("`{text}`: missing `]` after an IPv6 address"))?;
+        match after.strip_prefix(':') {
+            Some(p) => (host, port_of(p)?),
+            None if after.is_empty() => (host, 0),
+            None => return Err(format!("`{text}`: expected `[address]:port`")),
+        }
+    } else {
+        match text.rsplit_once(':') {
+            Some((h, _)) if h.contains(':') => {
+                return Err(format!(
+                    "`{text}`: write IPv6 addresses as `[address]:port`"
+                ));
+            }
+            Some((h, p)) => (h, port_of(p)?),
+            None => (text, 0),
+        }
+    };
+    if host.is_empty() || host.chars().any(char::is_whitespace) {
+        return Err(format!("`{text}`: expected `host` or `host:port`"));
+    }
+    let port = if port == 0 {
+        u16::try_from(default_port)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("`{text}` has no port and `port` ({default_port}) is invalid"))?
+    } else {
+        port
+    };
+    Ok(BrokerEndpoint {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+fn validate_hosts(hosts: &[String]) -> Result<(), validator::ValidationError> {
+    for h in hosts {
+        if let Err(e) = parse_endpoint(h, 5672) {
+            let mut err = validator::ValidationError::new("hosts");
+            err.message = Some(
+                format!(
+                    "{e} (each entry is `host` or `host:port`, e.g. `rabbit-1.example.org:5671`)"
+                )
+                .into(),
+            );
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+impl RabbitMqConfig {
+    /// The nodes to connect to, in the order to try them: `hosts` when
+    /// written (entries without a port get `port`), else `host:port`.
+    /// Entries that do not parse are skipped (validation reports them).
+    pub fn endpoints(&self) -> Vec<BrokerEndpoint> {
+        if self.hosts.is_empty() {
+            // `host` is a bare name, also when it holds an IPv6 address.
+            return u16::try_from(self.port)
+                .map(|port| BrokerEndpoint {
+                    host: self.host.clone(),
+                    port,
+                })
+                .into_iter()
+                .collect();
+        }
+        self.hosts
+            .iter()
+            .filter_map(|h| parse_endpoint(h, self.port).ok())
+            .collect()
+    }
 }
 
 impl Default for RabbitMqConfig {
@@ -156,6 +291,9 @@ impl Default for RabbitMqConfig {
             user_id: None,
             app_id: None,
             cluster_id: None,
+            hosts: Vec::new(),
+            shuffle_hosts: false,
+            queue_type: QueueType::Classic,
         }
     }
 }
@@ -547,6 +685,46 @@ impl Default for LoggerApplicationConfig {
             time_status_init: None,
             shut_down_when_terminated: false,
             manager_app_name: "manager".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn with_hosts(hosts: &[&str]) -> RabbitMqConfig {
+        RabbitMqConfig {
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            port: 5671,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn hosts_take_their_own_port_or_the_section_port() {
+        let r = with_hosts(&["a.example.org", "b:5673", "[::1]", "[fe80::1]:5674"]);
+        let got: Vec<String> = r.endpoints().iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            got,
+            ["a.example.org:5671", "b:5673", "[::1]:5671", "[fe80::1]:5674"]
+        );
+        assert!(r.validate().is_ok());
+    }
+
+    #[test]
+    fn without_hosts_the_single_host_is_the_only_node() {
+        let r = RabbitMqConfig::default();
+        assert_eq!(r.endpoints().len(), 1);
+        assert_eq!(r.endpoints()[0].to_string(), "localhost:5672");
+    }
+
+    #[test]
+    fn bad_entries_are_refused_with_what_would_be_valid() {
+        for bad in ["b:0", "b:70000", "b:x", "::1", "[::1", "a b", "", "[::1]x"] {
+            let err = with_hosts(&[bad]).validate().unwrap_err().to_string();
+            assert!(err.contains("host:port"), "{bad}: {err}");
         }
     }
 }

@@ -353,6 +353,49 @@ kill -KILL "-$group" 2>/dev/null
 rm -rf "$dir"
 "#;
 
+/// `rabbitmq-server` for `info`'s node, in a process group of its own,
+/// output appended to `log/stdout.txt` and `log/stderr.txt`.
+fn spawn_node(info: &OAuthBrokerInfo) -> Result<Child, BrokerError> {
+    let log = |name: &str| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(info.dir.join("log").join(name))
+    };
+    let mut cmd = Command::new(format!("{BIN}/rabbitmq-server"));
+    cmd.envs(info.node_env())
+        .stdin(Stdio::null())
+        .stdout(log("stdout.txt")?)
+        .stderr(log("stderr.txt")?);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    Ok(cmd.spawn()?)
+}
+
+/// The watchdog of the node whose process group is `group`.
+fn spawn_watchdog(dir: &Path, group: u32) -> Option<Child> {
+    let mut w = Command::new("sh");
+    w.arg("-c")
+        .arg(WATCHDOG)
+        .arg("nost-oauth-watchdog")
+        .arg(std::process::id().to_string())
+        .arg(group.to_string())
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // Not in our process group: Ctrl-C must not take it down.
+        w.process_group(0);
+    }
+    w.spawn().ok()
+}
+
 /// 20 random capital letters: an Erlang cookie.
 pub(crate) fn random_cookie() -> String {
     let bytes: [u8; 20] = rand::random();
@@ -454,37 +497,9 @@ log.file.level = debug
         )?;
         std::fs::write(dir.join("etc/rabbitmq-env.conf"), "")?;
 
-        let stdout = std::fs::File::create(dir.join("log/stdout.txt"))?;
-        let stderr = std::fs::File::create(dir.join("log/stderr.txt"))?;
-        let mut cmd = Command::new(format!("{BIN}/rabbitmq-server"));
-        cmd.envs(info.node_env())
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
-        #[cfg(unix)]
-        {
-            use std::os::unix::process::CommandExt;
-            cmd.process_group(0);
-        }
-        let child = cmd.spawn()?;
+        let child = spawn_node(&info)?;
         let watchdog = if options.watchdog {
-            let mut w = Command::new("sh");
-            w.arg("-c")
-                .arg(WATCHDOG)
-                .arg("nost-oauth-watchdog")
-                .arg(std::process::id().to_string())
-                .arg(child.id().to_string())
-                .arg(&dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            #[cfg(unix)]
-            {
-                use std::os::unix::process::CommandExt;
-                // Not in our process group: Ctrl-C must not take it down.
-                w.process_group(0);
-            }
-            w.spawn().ok()
+            spawn_watchdog(&dir, child.id())
         } else {
             None
         };
@@ -631,6 +646,22 @@ log.file.level = debug
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(())
+    }
+
+    /// Start the node again after [`kill`](Self::kill) (same name, ports,
+    /// data: a cluster member rejoins its cluster) and wait until it is ready.
+    pub fn restart(&mut self, timeout: Duration) -> Result<(), BrokerError> {
+        if let Some(mut old) = self.child.take() {
+            let _ = old.wait();
+        }
+        let child = spawn_node(&self.info)?;
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+            self.watchdog = spawn_watchdog(&self.info.dir, child.id());
+        }
+        self.child = Some(child);
+        self.wait_ready(timeout)
     }
 
     /// `NOST_TEST_OAUTH_*` variables that let another process use this node

@@ -161,6 +161,14 @@ impl Cluster {
         self.node(i).kill()
     }
 
+    /// Start node `i` again after [`kill`](Self::kill); it rejoins the
+    /// cluster. Returns once all nodes run again.
+    pub fn restart(&mut self, i: usize) -> Result<(), BrokerError> {
+        let timeout = Duration::from_secs(60);
+        self.nodes[i].restart(timeout)?;
+        self.await_running(self.nodes.len(), timeout)
+    }
+
     /// Stop every node and remove every directory.
     pub fn stop(&mut self) {
         for node in self.nodes.iter_mut().rev() {

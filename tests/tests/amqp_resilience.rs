@@ -43,6 +43,7 @@ async fn queue_bound(session: &Session, exchange: &str, queue: &str, key: &str) 
             durable: false,
             auto_delete: false,
             exclusive: false,
+            quorum: false,
         })
         .await
         .unwrap();

@@ -80,6 +80,7 @@ async fn independent_consumer(
             durable: false,
             auto_delete: false,
             exclusive: false,
+            quorum: false,
         })
         .await
         .unwrap();
@@ -243,6 +244,7 @@ async fn a_nack_is_retried_then_refused_without_a_reconnect() {
             durable: false,
             auto_delete: false,
             exclusive: false,
+            quorum: false,
         })
         .await
         .unwrap();

@@ -146,9 +146,11 @@ impl Session {
         inner.settings.warn_unapplied();
         let deadline = inner.settings.connection_timeout();
         let attempts = inner.settings.rabbitmq.connection_attempts.max(1);
+        let nodes = inner.settings.node_count();
         let mut attempt = 0;
+        let mut tried = 0;
         let first = loop {
-            attempt += 1;
+            tried += 1;
             let res = tokio::time::timeout(deadline, connect::open(&inner, 1))
                 .await
                 .map_err(|_| AmqpError::ConnectTimeout {
@@ -158,10 +160,19 @@ impl Session {
                 .and_then(|r| r);
             match res {
                 Ok(live) => break live,
-                // connection_attempts / retry_delay: only for what a retry can cure.
+                // Another node of a cluster, or (connection_attempts /
+                // retry_delay) another round: only for what a retry can cure.
                 Err(e @ (AmqpError::Unreachable { .. } | AmqpError::ConnectTimeout { .. }))
-                    if attempt < attempts =>
+                    if tried < nodes || attempt + 1 < attempts =>
                 {
+                    let failed = inner.settings.endpoint();
+                    inner.settings.next_node();
+                    if tried < nodes {
+                        tracing::warn!(target: "nost_amqp", node = %failed, next = %inner.settings.endpoint(), error = %e, "RabbitMQ node did not answer; trying the next");
+                        continue;
+                    }
+                    tried = 0;
+                    attempt += 1;
                     tracing::warn!(target: "nost_amqp", attempt, attempts, error = %e, "connecting to RabbitMQ failed; trying again");
                     tokio::time::sleep(Duration::from_secs(inner.settings.rabbitmq.retry_delay))
                         .await;

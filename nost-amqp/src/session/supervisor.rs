@@ -14,19 +14,7 @@ use crate::settings::Login;
 /// The longest pause between reconnect attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(60);
 
-/// A random fraction in [0, 1) (std's per-instance random hash keys; no
-/// need for a crate to spread reconnects).
-fn random_unit() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-    );
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
+use crate::jitter::random_unit;
 
 /// Exponential backoff with full jitter: attempt `n` (from 1) waits a
 /// random time in [0, min(cap, base · 2^(n-1))), so many applications
@@ -110,7 +98,9 @@ pub(super) async fn supervise(
                 .await;
             });
         }
-        tracing::warn!(target: "nost_amqp", %reason, "connection to RabbitMQ lost; reconnecting");
+        // A cluster: the lost node may be gone for a while, try the next.
+        inner.settings.next_node();
+        tracing::warn!(target: "nost_amqp", %reason, next = %inner.settings.endpoint(), "connection to RabbitMQ lost; reconnecting");
         let _ = inner.events.send(SessionEvent::Disconnected { reason });
         let base = inner.settings.reconnect_delay();
         let mut attempt = 0u32;
@@ -139,6 +129,7 @@ pub(super) async fn supervise(
                     break;
                 }
                 Err(e) => {
+                    inner.settings.next_node();
                     delay = backoff(base, attempt + 1);
                     tracing::warn!(target: "nost_amqp", attempt, error = %e, retry_in_s = delay.as_secs_f64(), "reconnect failed");
                     let _ = inner.events.send(SessionEvent::ReconnectFailed {

@@ -2,6 +2,7 @@
 
 use lapin::ExchangeKind;
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::AMQPValue;
 
 use super::consumer::ConsumerSpec;
 use crate::settings::{BindingSpec, ExchangeSpec, QueueSpec, no_args};
@@ -39,7 +40,14 @@ pub(super) async fn declare_queue(ch: &lapin::Channel, s: &QueueSpec) -> lapin::
         exclusive: s.exclusive,
         ..Default::default()
     };
-    ch.queue_declare(s.name.as_str().into(), opts, no_args())
+    let mut args = no_args();
+    if s.quorum {
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+    }
+    ch.queue_declare(s.name.as_str().into(), opts, args)
         .await
         .map(|_| ())
 }

@@ -424,7 +424,7 @@ impl Application {
                 ..QueueSpec::nost(&queue)
             }
         } else {
-            QueueSpec::nost(&queue)
+            QueueSpec::nost_of(&queue, self.inner.config.servers.rabbitmq.queue_type)
         };
         s.declare_queue(spec).await?;
         let consumed = async {

@@ -27,10 +27,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )?;
     let rmq = &c.servers.rabbitmq;
     let scheme = if rmq.tls { "amqps" } else { "amqp" };
+    let nodes: Vec<String> = rmq.endpoints().iter().map(|e| e.to_string()).collect();
     let broker = format!(
-        "{scheme}://{}:{}/{}",
-        rmq.host,
-        rmq.port,
+        "{scheme}://{}/{}",
+        nodes.first().map(String::as_str).unwrap_or("?"),
         rmq.virtual_host.trim_start_matches('/')
     );
     let token_url = mode
@@ -53,7 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let out = json!({
             "mode": mode.kind().as_str(),
             "config": r.loaded.origin.to_string(),
-            "broker": {"url": broker, "host": rmq.host, "port": rmq.port, "virtual_host": rmq.virtual_host, "tls": rmq.tls},
+            "broker": {"url": broker, "host": rmq.host, "port": rmq.port, "nodes": nodes, "shuffle_hosts": rmq.shuffle_hosts, "queue_type": rmq.queue_type, "virtual_host": rmq.virtual_host, "tls": rmq.tls},
             "keycloak": token_url.as_ref().map(|u| json!({"token_url": u})),
             "env_file": r.credentials.env_file.as_ref().map(|p| p.display().to_string()),
             "variables": variables,
@@ -65,6 +65,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("configuration: {} (valid)", r.loaded.origin);
         println!("mode:          {}", mode.kind());
         println!("broker:        {broker}");
+        if nodes.len() > 1 {
+            println!(
+                "nodes:         {} (tried {}; a reconnect moves on to the next)",
+                nodes.join(", "),
+                if rmq.shuffle_hosts {
+                    "from a random one"
+                } else {
+                    "in this order"
+                }
+            );
+        }
+        if rmq.queue_type == nost_config::QueueType::Quorum {
+            println!("queues:        quorum (replicated across the cluster)");
+        }
         if let Some(u) = &token_url {
             println!("keycloak:      {u}");
         }
