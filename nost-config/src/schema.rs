@@ -708,7 +708,12 @@ mod endpoint_tests {
         let got: Vec<String> = r.endpoints().iter().map(|e| e.to_string()).collect();
         assert_eq!(
             got,
-            ["a.example.org:5671", "b:5673", "[::1]:5671", "[fe80::1]:5674"]
+            [
+                "a.example.org:5671",
+                "b:5673",
+                "[::1]:5671",
+                "[fe80::1]:5674"
+            ]
         );
         assert!(r.validate().is_ok());
     }

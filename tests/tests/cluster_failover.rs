@@ -5,7 +5,7 @@
 //!   consuming its own (quorum) subscription, loses A (`stop_app`, then a
 //!   kill): it reconnects to another node, restores its topology there and
 //!   loses no message it had accepted, counted at an independent consumer
-//!   and at its own subscription.
+//!   and at its own subscription, and keeps renewing its token there.
 //! - 1,000 messages published while the consumer's node is killed all reach
 //!   the consumer after its failover (quorum queues keep them).
 //! - A manager and two managed applications on different nodes complete a
@@ -21,7 +21,8 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, Que
 use lapin::types::{AMQPValue, FieldTable};
 use nost_amqp::SessionEvent;
 use nost_app::{Application, ManagedApplication, Manager, StartOptions, TestPlan};
-use nost_config::{Config, Credentials, QueueType};
+use nost_config::{Config, Credentials, KeycloakConfig, QueueType};
+use nost_testkit::KeycloakEmulator;
 use nost_testkit::cluster::{Cluster, ClusterOptions};
 use nost_tests::unique;
 
@@ -163,6 +164,24 @@ fn reconnects(app: &Application) -> Arc<Mutex<u32>> {
     count
 }
 
+/// Count `SecretUpdated` events after the first reconnect.
+fn renewals_after_reconnect(app: &Application) -> Arc<Mutex<u32>> {
+    let count = Arc::new(Mutex::new(0));
+    let mut ev = app.session().events();
+    let c = count.clone();
+    tokio::spawn(async move {
+        let mut moved = false;
+        while let Ok(e) = ev.recv().await {
+            match e {
+                SessionEvent::Connected { generation } if generation > 1 => moved = true,
+                SessionEvent::SecretUpdated if moved => *c.lock().unwrap() += 1,
+                _ => {}
+            }
+        }
+    });
+    count
+}
+
 async fn own_subscription(app: &Application) -> Seen {
     let seen: Seen = Arc::default();
     let s = seen.clone();
@@ -193,15 +212,40 @@ async fn a_cluster_carries_applications_through_the_loss_of_a_node() {
     // 1. Continuous publishing through node A (0) while A goes away.
     let prefix = unique("failover");
     let (independent, _c) = independent_consumer(&cluster, 2, &prefix).await;
-    let sat = Application::start_up("sat", &prefix, &config(&cluster, 0), options())
-        .await
-        .unwrap();
+    // With a service account whose token is renewed every second (the
+    // nodes share the signing key the Keycloak emulation signs with).
+    let key = cluster.node(0).signing_key().unwrap();
+    let kc = KeycloakEmulator::start("NOS-T", key).await;
+    kc.add_client("sos-sat", Some("sat-secret"));
+    let mut token_config = config(&cluster, 0);
+    token_config.servers.rabbitmq.keycloak_authentication = true;
+    token_config.servers.keycloak = Some(KeycloakConfig {
+        host: "127.0.0.1".into(),
+        port: u32::from(kc.port()),
+        realm: "NOS-T".into(),
+        tls: Some(false),
+        token_refresh_interval: 1,
+        ..Default::default()
+    });
+    let sat = Application::start_up(
+        "sat",
+        &prefix,
+        &token_config,
+        StartOptions {
+            credentials: Some(Credentials::client("sos-sat", Some("sat-secret".into()))),
+            set_offset: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert!(
         sat.session()
             .url()
             .contains(&cluster.node(0).amqp_port().to_string())
     );
     let reconnected = reconnects(&sat);
+    let renewed_after_failover = renewals_after_reconnect(&sat);
     let own = own_subscription(&sat).await;
     const N: u32 = 1000;
     let mut accepted = 0u32;
@@ -229,6 +273,15 @@ async fn a_cluster_carries_applications_through_the_loss_of_a_node() {
     )
     .await;
     assert!(*reconnected.lock().unwrap() >= 1, "it reconnected");
+    // Renewal goes on on the new node: update-secrets after the reconnect.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while *renewed_after_failover.lock().unwrap() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        *renewed_after_failover.lock().unwrap() >= 2,
+        "tokens renewed with update-secret on the new node"
+    );
     assert!(
         !sat.session()
             .url()
