@@ -169,6 +169,16 @@ pub enum AuthError {
         /// What was wrong with it.
         what: &'static str,
     },
+    /// Keycloak's answer was longer than the limit and was not read further.
+    #[error(
+        "Keycloak's answer (HTTP {status}) is longer than {limit} bytes and was not read; check that servers.keycloak (host, port, realm) points at Keycloak's token endpoint and not at another server"
+    )]
+    ResponseTooLarge {
+        /// The HTTP status.
+        status: u16,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A Keycloak error this crate does not know.
     #[error("Keycloak refused the request: {error}{}", if description.is_empty() { String::new() } else { format!(" ({description})") })]
     Rejected {
@@ -209,6 +219,7 @@ impl AuthError {
             AuthError::ServiceUnavailable { .. }
                 | AuthError::Transport { .. }
                 | AuthError::MalformedResponse { .. }
+                | AuthError::ResponseTooLarge { .. }
                 | AuthError::Rejected { .. }
         )
     }

@@ -169,6 +169,9 @@ impl TokenManager {
         // A forwarded token of unknown age is renewed at once.
         let first = if known_expiry_required && token.expires_at().is_none() {
             Duration::ZERO
+        } else if !known_expiry_required && token.remaining().is_some_and(|r| r.is_zero()) {
+            // Expired on arrival from Keycloak: clock skew, see `next_renewal`.
+            Duration::MAX
         } else {
             schedule(interval, token.remaining())
         };
@@ -189,7 +192,14 @@ impl TokenManager {
             current: Mutex::new(token),
             events,
             terminal: Mutex::new(None),
+            renewed_at: Mutex::new(now),
+            skew_warned: std::sync::atomic::AtomicBool::new(false),
         });
+        let first = if first == Duration::MAX {
+            core.next_renewal(&core.current())
+        } else {
+            first
+        };
         let state = State {
             refresh_token: set.refresh_token,
             refresh_expires_at: set.refresh_expires_in.map(|d| now + d),
@@ -201,7 +211,7 @@ impl TokenManager {
             state,
             rx,
             cancel.clone(),
-            now + first,
+            refresher::far(first),
         ));
         Ok(TokenManager {
             inner: Arc::new(Inner {
@@ -252,6 +262,9 @@ impl TokenManager {
     ) -> Result<SecretString, AuthError> {
         let token = self.access_token();
         match token.remaining() {
+            // A token expired on arrival (clock skew) is not renewed again
+            // before the floor: the broker may well accept it by its clock.
+            Some(_) if self.inner.core.expired_on_arrival() => Ok(token.secret().clone()),
             Some(r) if r < min_remaining => Ok(self.renew_now().await?.secret().clone()),
             _ => Ok(token.secret().clone()),
         }
