@@ -351,7 +351,15 @@ impl Application {
         lock(&self.inner.queues).push(queue.clone());
         let inner = self.inner.clone();
         tokio::spawn(async move {
+            let max_body = inner.config.servers.rabbitmq.max_body_size;
             while let Some(d) = sub.recv().await {
+                if d.body.len() > max_body {
+                    tracing::warn!(target: "nost_app", routing_key = %d.routing_key, bytes = d.body.len(), max_body_size = max_body, "message body longer than servers.rabbitmq.max_body_size; rejected without requeue, handlers not called");
+                    if let Err(e) = d.reject(false).await {
+                        tracing::debug!(target: "nost_app", error = %e, "reject after a connection loss; the broker redelivers");
+                    }
+                    continue;
+                }
                 let handlers = lock(&inner.handlers).get(&key).cloned().unwrap_or_default();
                 let msg = Message {
                     routing_key: d.routing_key.clone(),

@@ -54,11 +54,11 @@ pub struct DemoArgs {
     /// .env file for the credentials of --config.
     #[arg(long, value_name = "FILE")]
     pub env_file: Option<std::path::PathBuf>,
-    /// Scenario minutes to simulate.
-    #[arg(long, default_value_t = 10)]
+    /// Scenario minutes to simulate (1 to 1,000,000).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
     pub minutes: i64,
     /// Scenario seconds per wallclock second.
-    #[arg(long, default_value_t = 120.0)]
+    #[arg(long, default_value_t = 120.0, value_parser = crate::common::factor_arg)]
     pub time_scale: f64,
 }
 
@@ -222,7 +222,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .and_hms_opt(12, 0, 0)
         .map(|t| t.and_utc())
         .unwrap_or_else(Utc::now);
-    let stop = start + TimeDelta::minutes(args.minutes.max(1));
+    let stop = TimeDelta::try_minutes(args.minutes.max(1))
+        .and_then(|d| start.checked_add_signed(d))
+        .ok_or_else(|| anyhow::anyhow!("--minutes {} is out of range", args.minutes))?;
     let apps = ["satellite", "ground", "fire"];
     let mut config = config;
     config.execution.manager = Some(nost_config::ManagerConfig {
