@@ -8,9 +8,12 @@
 //!   on Enter or Ctrl-C (for running single tests by hand).
 //! - `bench`: build `nost-bench` in release mode and run every benchmark
 //!   (not part of `test`: timings never decide a pass).
+//! - `fuzz [SECONDS]`: run each cargo-fuzz target of `fuzz/` (nightly).
 //!
 //! The node is always stopped and its directory removed, also when tests
 //! fail or on Ctrl-C/SIGTERM; a final check looks for leftovers.
+
+mod fuzz;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -51,6 +54,12 @@ enum Cmd {
     },
     /// Start an OAuth2 node, print its environment, stop it on Enter.
     Node,
+    /// Run every cargo-fuzz target of `fuzz/` for SECONDS each (nightly).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(default_value_t = 60)]
+        seconds: u64,
+    },
     /// Benchmarks: raw lapin, nost-rs and Python nost_tools side by side.
     Bench {
         /// Arguments for `nost-bench run` (after `--`, e.g. `--reps 3`).
@@ -295,6 +304,7 @@ fn main() -> ExitCode {
             );
         }
         Cmd::Bench { bench_args } => return bench(&running, &bench_args),
+        Cmd::Fuzz { seconds } => return fuzz::run(seconds),
         Cmd::Node => {
             return match start_node(&running) {
                 Ok(Started { env, node, dir }) => {
