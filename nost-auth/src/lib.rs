@@ -81,7 +81,7 @@ mod refresher;
 mod source;
 mod token;
 
-pub use error::{AuthError, InactiveReason};
+pub use error::{AuthError, FatalKind, InactiveReason};
 pub use event::{AuthEvent, Renewal};
 pub use keycloak::{KeycloakSource, MAX_RESPONSE_BYTES, parse_token_response};
 pub use manager::{AuthOptions, Login, TokenManager};

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::error::AuthError;
+use crate::error::{AuthError, FatalKind};
 use crate::event::AuthEvent;
 use crate::keycloak::{KeycloakSource, PRE_ACQUIRED_HINT};
 use crate::otp::OtpProvider;
@@ -267,6 +267,32 @@ impl TokenManager {
             Some(_) if self.inner.core.expired_on_arrival() => Ok(token.secret().clone()),
             Some(r) if r < min_remaining => Ok(self.renew_now().await?.secret().clone()),
             _ => Ok(token.secret().clone()),
+        }
+    }
+
+    /// Wait until renewal can no longer succeed (the refresher stopped on
+    /// its own: session expired, credentials or client rejected) and return
+    /// why. Never returns while renewals succeed or are being retried, nor
+    /// after [`shutdown`](Self::shutdown). Cancel-safe.
+    pub async fn fatal(&self) -> (FatalKind, AuthError) {
+        let mut events = self.subscribe_events();
+        loop {
+            if let Some(e) = self.stopped_by()
+                && let Some(kind) = e.fatal_kind()
+            {
+                return (kind, e);
+            }
+            match events.recv().await {
+                Ok(ev) => {
+                    if let Some((kind, e)) = ev.fatal() {
+                        return (kind, e.clone());
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    std::future::pending::<()>().await;
+                }
+            }
         }
     }
 

@@ -136,3 +136,26 @@ pub fn factor_arg(text: &str) -> Result<f64, String> {
         ))
     }
 }
+
+/// Resolves when the application's Keycloak session can no longer be
+/// renewed; never in basic mode.
+pub async fn auth_fatal(
+    app: &nost_app::Application,
+) -> (nost_auth::FatalKind, nost_auth::AuthError) {
+    match app.token_manager() {
+        Some(tm) => tm.fatal().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Exit status 3 with what happened and what to do, on stderr.
+pub fn fatal_exit(
+    kind: nost_auth::FatalKind,
+    error: &nost_auth::AuthError,
+) -> std::process::ExitCode {
+    eprintln!(
+        "error: the Keycloak session cannot be renewed ({kind}): {error}\nwhat to do: {}",
+        kind.advice()
+    );
+    std::process::ExitCode::from(3)
+}

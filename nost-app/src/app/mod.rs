@@ -242,6 +242,17 @@ impl Application {
         self.inner.tokens.as_ref()
     }
 
+    /// Why the Keycloak session can no longer be renewed, once it cannot
+    /// (typed by [`nost_auth::AuthError::fatal_kind`]); `None` in basic mode
+    /// and while renewals succeed or are retried.
+    pub fn auth_failure(&self) -> Option<nost_auth::AuthError> {
+        self.inner
+            .tokens
+            .as_ref()?
+            .stopped_by()
+            .filter(|e| e.fatal_kind().is_some())
+    }
+
     /// A token that is cancelled when shutdown begins.
     pub fn closing(&self) -> CancellationToken {
         self.inner.closing.clone()
@@ -263,6 +274,11 @@ impl Application {
     ) -> Result<(), AppError> {
         if self.inner.closed.initialized() {
             return Err(AppError::ShutDown);
+        }
+        // Renewal can no longer succeed: the message would wait in the
+        // buffer forever, so say why instead.
+        if let Some(e) = self.auth_failure() {
+            return Err(AppError::Auth(e));
         }
         for topic in topics {
             self.inner

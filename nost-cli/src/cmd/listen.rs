@@ -89,6 +89,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 None => break,
             },
             _ = app.closed() => break,
+            (kind, error) = crate::common::auth_fatal(&app) => {
+                app.shut_down().await;
+                return Ok(crate::common::fatal_exit(kind, &error));
+            }
         }
     }
     app.shut_down().await;

@@ -120,7 +120,13 @@ pub async fn manager(args: ManagerArgs) -> anyhow::Result<ExitCode> {
         manager.app().auth_mode(),
         plan.required_apps
     );
-    let summary = manager.execute_test_plan(plan).await?;
+    let summary = tokio::select! {
+        s = manager.execute_test_plan(plan) => s?,
+        (kind, error) = crate::common::auth_fatal(manager.app()) => {
+            manager.app().shut_down().await;
+            return Ok(crate::common::fatal_exit(kind, &error));
+        }
+    };
     manager.app().shut_down().await;
     println!(
         "scenario terminated: apps ready {:?}, inits sent {}, messages seen {}, wallclock {:.1} s",
@@ -189,6 +195,10 @@ pub async fn managed(args: ManagedArgs) -> anyhow::Result<ExitCode> {
     tokio::select! {
         _ = app.wait_terminated(), if shut_down => {}
         _ = app.app().closed() => {}
+        (kind, error) = crate::common::auth_fatal(app.app()) => {
+            app.app().shut_down().await;
+            return Ok(crate::common::fatal_exit(kind, &error));
+        }
     }
     // Read before our own shutdown, which ends a run still in progress.
     let terminated = app.app().simulator().mode() == Mode::Terminated;
@@ -282,7 +292,13 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .as_ref()
             .context("manager section")?,
     )?;
-    let summary = manager.execute_test_plan(plan).await?;
+    let summary = tokio::select! {
+        s = manager.execute_test_plan(plan) => s?,
+        (kind, error) = crate::common::auth_fatal(manager.app()) => {
+            manager.app().shut_down().await;
+            return Ok(crate::common::fatal_exit(kind, &error));
+        }
+    };
     let mut final_modes = Vec::new();
     for m in &managed {
         tokio::time::timeout(Duration::from_secs(30), m.wait_terminated())
