@@ -225,7 +225,10 @@ impl Manager {
         for _ in 0..plan.init_max_retry {
             app.send_message(topics::INIT, &init).await?;
             inits += 1;
-            let deadline = tokio::time::Instant::now() + plan.init_retry_delay;
+            let now = tokio::time::Instant::now();
+            let deadline = now
+                .checked_add(plan.init_retry_delay)
+                .unwrap_or(now + Duration::from_secs(nost_config::MAX_SECONDS));
             loop {
                 let wait = self.shared.1.notified();
                 if self.all_ready(&required) {
@@ -245,11 +248,22 @@ impl Manager {
 
         // Start.
         let lead = plan.command_lead.as_delta();
+        if lead < TimeDelta::zero() {
+            return Err(AppError::Missing(
+                "execution.manager.command_lead must not be negative".into(),
+            ));
+        }
         let sim = app.simulator().clone();
-        let start_time = plan
-            .start_time
-            .unwrap_or_else(|| sim.wallclock_now() + lead);
-        sleep_until_wallclock(&sim, start_time - lead).await;
+        let start_time = match plan.start_time {
+            Some(t) => t,
+            None => sim.wallclock_now().checked_add_signed(lead).ok_or_else(|| {
+                AppError::Missing(format!(
+                    "execution.manager.command_lead {} is too long: now plus the lead is beyond the datetime range",
+                    plan.command_lead
+                ))
+            })?,
+        };
+        sleep_until_wallclock(&sim, sub_saturating(start_time, lead)).await;
         let start = StartCommand::new(
             Some(start_time),
             Some(plan.sim_start_time),
@@ -280,7 +294,7 @@ impl Manager {
                 }
                 _ => {}
             }
-            let send_at = sim.wallclock_at(sim.end_time()) - lead;
+            let send_at = sub_saturating(sim.wallclock_at(sim.end_time()), lead);
             let left = (send_at - sim.wallclock_now()).to_std().unwrap_or_default();
             if left.is_zero() {
                 break;
@@ -370,6 +384,10 @@ impl Manager {
         }
         Ok(())
     }
+}
+
+fn sub_saturating(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
+    t.checked_sub_signed(d).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 async fn sleep_until_wallclock(sim: &crate::simulator::Simulator, at: DateTime<Utc>) {

@@ -169,6 +169,16 @@ pub enum AuthError {
         /// What was wrong with it.
         what: &'static str,
     },
+    /// Keycloak's answer was longer than the limit and was not read further.
+    #[error(
+        "Keycloak's answer (HTTP {status}) is longer than {limit} bytes and was not read; check that servers.keycloak (host, port, realm) points at Keycloak's token endpoint and not at another server"
+    )]
+    ResponseTooLarge {
+        /// The HTTP status.
+        status: u16,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A Keycloak error this crate does not know.
     #[error("Keycloak refused the request: {error}{}", if description.is_empty() { String::new() } else { format!(" ({description})") })]
     Rejected {
@@ -209,6 +219,7 @@ impl AuthError {
             AuthError::ServiceUnavailable { .. }
                 | AuthError::Transport { .. }
                 | AuthError::MalformedResponse { .. }
+                | AuthError::ResponseTooLarge { .. }
                 | AuthError::Rejected { .. }
         )
     }
@@ -216,6 +227,83 @@ impl AuthError {
     /// Whether Keycloak refused a refresh token that can never work again.
     pub fn is_session_inactive(&self) -> bool {
         matches!(self, AuthError::SessionNotActive { .. })
+    }
+
+    /// Why renewal can no longer succeed, when it cannot; `None` for a
+    /// failure that may pass ([`is_retryable`](Self::is_retryable)) and for
+    /// [`AuthError::ShutDown`].
+    pub fn fatal_kind(&self) -> Option<FatalKind> {
+        if self.is_retryable() {
+            return None;
+        }
+        Some(match self {
+            AuthError::ShutDown => return None,
+            AuthError::SessionExpired { .. } | AuthError::SessionNotActive { .. } => {
+                FatalKind::SessionExpired
+            }
+            AuthError::InvalidCredentials { .. }
+            | AuthError::OtpRequired
+            | AuthError::OtpRejected
+            | AuthError::AccountDisabled
+            | AuthError::AccountNotFullySetUp => FatalKind::CredentialsRejected,
+            AuthError::InvalidClient { .. }
+            | AuthError::DirectGrantsDisabled { .. }
+            | AuthError::ServiceAccountDisabled { .. } => FatalKind::ClientRejected,
+            _ => FatalKind::Other,
+        })
+    }
+}
+
+/// Why a Keycloak session can no longer be renewed (see
+/// [`AuthError::fatal_kind`]): the application cannot go on without the
+/// user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FatalKind {
+    /// The session is over (SSO session maximum reached, logout, revoked or
+    /// expired refresh token, pre-acquired tokens that ran out).
+    SessionExpired,
+    /// Keycloak refuses the user's credentials (password changed, account
+    /// disabled, an OTP needed).
+    CredentialsRejected,
+    /// Keycloak refuses the client (secret regenerated, client disabled or
+    /// deleted, grant type not allowed).
+    ClientRejected,
+    /// Another failure retrying cannot fix (TLS trust, configuration).
+    Other,
+}
+
+impl FatalKind {
+    /// `session_expired`, `credentials_rejected`, `client_rejected`, `other`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FatalKind::SessionExpired => "session_expired",
+            FatalKind::CredentialsRejected => "credentials_rejected",
+            FatalKind::ClientRejected => "client_rejected",
+            FatalKind::Other => "other",
+        }
+    }
+
+    /// What the user has to do.
+    pub fn advice(&self) -> &'static str {
+        match self {
+            FatalKind::SessionExpired => {
+                "log in again (start the application again; with pre-acquired tokens, obtain fresh ones from the user's login)"
+            }
+            FatalKind::CredentialsRejected => {
+                "check USERNAME and PASSWORD (and the one-time password) in .env, then start again"
+            }
+            FatalKind::ClientRejected => {
+                "check CLIENT_ID and CLIENT_SECRET_KEY in .env (the secret may have been regenerated in Keycloak), then start again"
+            }
+            FatalKind::Other => "fix the cause named above, then start again",
+        }
+    }
+}
+
+impl fmt::Display for FatalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

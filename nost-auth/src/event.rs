@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::error::AuthError;
+use crate::error::{AuthError, FatalKind};
 
 /// How a new access token was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,4 +58,17 @@ pub enum AuthEvent {
         /// Why ([`AuthError::SessionExpired`]).
         error: AuthError,
     },
+}
+
+impl AuthEvent {
+    /// For the events that stop the refresher ([`AuthEvent::Failed`],
+    /// [`AuthEvent::SessionExpired`]): why, typed, and the error.
+    pub fn fatal(&self) -> Option<(FatalKind, &AuthError)> {
+        match self {
+            AuthEvent::Failed { error } | AuthEvent::SessionExpired { error } => {
+                Some((error.fatal_kind().unwrap_or(FatalKind::Other), error))
+            }
+            _ => None,
+        }
+    }
 }

@@ -85,9 +85,17 @@ impl KeycloakSource {
                 Creds::PreAcquired,
             ),
         };
+        let url = keycloak.token_url();
+        if !keycloak.uses_https() && !keycloak.is_loopback_host() {
+            tracing::warn!(
+                target: "nost_auth",
+                url = %url,
+                "Keycloak is reached over plain http to a host that is not this machine: credentials and tokens travel unencrypted; set servers.keycloak.tls: true unless this network is trusted"
+            );
+        }
         Ok(KeycloakSource {
             http: http_client(keycloak, timeout)?,
-            url: keycloak.token_url(),
+            url,
             client,
             creds,
         })
@@ -115,10 +123,15 @@ impl KeycloakSource {
             .await
             .map_err(|e| transport_error(&self.url, &e))?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
+        let body = read_limited(response, MAX_RESPONSE_BYTES)
             .await
-            .map_err(|e| transport_error(&self.url, &e))?;
+            .map_err(|e| match e {
+                Limited::TooLarge => AuthError::ResponseTooLarge {
+                    status,
+                    limit: MAX_RESPONSE_BYTES,
+                },
+                Limited::Http(e) => transport_error(&self.url, &e),
+            })?;
         let result = parse_response(status, &body, req);
         if let Err(e) = &result {
             tracing::warn!(target: "nost_auth", grant = grant.name(), status, error = %e, "token request failed");
@@ -153,6 +166,31 @@ impl TokenSource for KeycloakSource {
         })
         .await
     }
+}
+
+/// The longest Keycloak answer read (a token response is a few KiB).
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+enum Limited {
+    TooLarge,
+    Http(reqwest::Error),
+}
+
+/// The body, chunk by chunk, refusing more than `limit` bytes (also when the
+/// `Content-Length` already says so), so a wrong endpoint cannot make us
+/// buffer an unbounded answer.
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, Limited> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(Limited::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Limited::Http)? {
+        if body.len() + chunk.len() > limit {
+            return Err(Limited::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// What a pre-acquired session's user must do when it ends.
@@ -213,6 +251,27 @@ fn transport_error(url: &str, e: &reqwest::Error) -> AuthError {
         url: url.to_string(),
         detail,
     }
+}
+
+/// How a token endpoint answer with HTTP `status` and `body` is read (as the
+/// answer to a password grant without OTP by client `client_id`): the typed
+/// tokens or the typed error. Never panics, whatever the body (fuzzed).
+pub fn parse_token_response(
+    status: u16,
+    body: &[u8],
+    grant: &str,
+    client_id: &str,
+) -> Result<TokenSet, AuthError> {
+    parse_response(
+        status,
+        body,
+        Request {
+            password_grant: grant == "password",
+            refresh_grant: grant == "refresh_token",
+            otp_sent: false,
+            client_id,
+        },
+    )
 }
 
 /// Keycloak's answer, success or error, as typed values. Never panics.

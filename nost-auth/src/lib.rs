@@ -13,8 +13,10 @@
 //! # Keycloak
 //! - The token URL is [`KeycloakConfig::token_url`](nost_config::KeycloakConfig::token_url).
 //!   Its scheme follows `servers.keycloak.tls` when written; when absent,
-//!   `nost_tools`' rule applies: plain HTTP only for hosts containing
-//!   `localhost` or `127.0.0.1`.
+//!   plain HTTP only for a host that is exactly `localhost`, `127.0.0.1` or
+//!   `::1`. Plain HTTP to any other host is logged as a warning.
+//! - Answers longer than [`MAX_RESPONSE_BYTES`] (1 MiB) are not read
+//!   ([`AuthError::ResponseTooLarge`]).
 //! - TLS verification is always on (rustls). With `servers.keycloak.tls_ca_cert`
 //!   that PEM bundle is the only trust anchor; otherwise the built-in webpki
 //!   roots. A rejected certificate is [`AuthError::TlsCertificate`], which
@@ -79,14 +81,14 @@ mod refresher;
 mod source;
 mod token;
 
-pub use error::{AuthError, InactiveReason};
+pub use error::{AuthError, FatalKind, InactiveReason};
 pub use event::{AuthEvent, Renewal};
-pub use keycloak::KeycloakSource;
+pub use keycloak::{KeycloakSource, MAX_RESPONSE_BYTES, parse_token_response};
 pub use manager::{AuthOptions, Login, TokenManager};
 #[cfg(any(test, feature = "mock"))]
 pub use otp::MockOtpProvider;
 pub use otp::{OTP_ENV_VAR, OtpProvider, TerminalOtpPrompt, otp_from_env};
-pub use refresher::RetryPolicy;
+pub use refresher::{CLOCK_SKEW_FLOOR, RetryPolicy};
 #[cfg(any(test, feature = "mock"))]
 pub use source::MockTokenSource;
 pub use source::TokenSource;

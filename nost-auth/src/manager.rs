@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::error::AuthError;
+use crate::error::{AuthError, FatalKind};
 use crate::event::AuthEvent;
 use crate::keycloak::{KeycloakSource, PRE_ACQUIRED_HINT};
 use crate::otp::OtpProvider;
@@ -169,6 +169,9 @@ impl TokenManager {
         // A forwarded token of unknown age is renewed at once.
         let first = if known_expiry_required && token.expires_at().is_none() {
             Duration::ZERO
+        } else if !known_expiry_required && token.remaining().is_some_and(|r| r.is_zero()) {
+            // Expired on arrival from Keycloak: clock skew, see `next_renewal`.
+            Duration::MAX
         } else {
             schedule(interval, token.remaining())
         };
@@ -189,7 +192,14 @@ impl TokenManager {
             current: Mutex::new(token),
             events,
             terminal: Mutex::new(None),
+            renewed_at: Mutex::new(now),
+            skew_warned: std::sync::atomic::AtomicBool::new(false),
         });
+        let first = if first == Duration::MAX {
+            core.next_renewal(&core.current())
+        } else {
+            first
+        };
         let state = State {
             refresh_token: set.refresh_token,
             refresh_expires_at: set.refresh_expires_in.map(|d| now + d),
@@ -201,7 +211,7 @@ impl TokenManager {
             state,
             rx,
             cancel.clone(),
-            now + first,
+            refresher::far(first),
         ));
         Ok(TokenManager {
             inner: Arc::new(Inner {
@@ -252,8 +262,37 @@ impl TokenManager {
     ) -> Result<SecretString, AuthError> {
         let token = self.access_token();
         match token.remaining() {
+            // A token expired on arrival (clock skew) is not renewed again
+            // before the floor: the broker may well accept it by its clock.
+            Some(_) if self.inner.core.expired_on_arrival() => Ok(token.secret().clone()),
             Some(r) if r < min_remaining => Ok(self.renew_now().await?.secret().clone()),
             _ => Ok(token.secret().clone()),
+        }
+    }
+
+    /// Wait until renewal can no longer succeed (the refresher stopped on
+    /// its own: session expired, credentials or client rejected) and return
+    /// why. Never returns while renewals succeed or are being retried, nor
+    /// after [`shutdown`](Self::shutdown). Cancel-safe.
+    pub async fn fatal(&self) -> (FatalKind, AuthError) {
+        let mut events = self.subscribe_events();
+        loop {
+            if let Some(e) = self.stopped_by()
+                && let Some(kind) = e.fatal_kind()
+            {
+                return (kind, e);
+            }
+            match events.recv().await {
+                Ok(ev) => {
+                    if let Some((kind, e)) = ev.fatal() {
+                        return (kind, e.clone());
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    std::future::pending::<()>().await;
+                }
+            }
         }
     }
 

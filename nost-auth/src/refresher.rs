@@ -43,6 +43,11 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The shortest time between two renewals when Keycloak's tokens arrive
+/// already expired by the local clock (`expires_in: 0`, or `exp` in the past:
+/// probably clock skew), unless `token_refresh_interval` is shorter.
+pub const CLOCK_SKEW_FLOOR: Duration = Duration::from_secs(30);
+
 /// Renew after `interval`, but never later than 80% of the remaining life.
 pub(crate) fn schedule(interval: Duration, remaining: Option<Duration>) -> Duration {
     remaining.map_or(interval, |r| interval.min(r.mul_f64(0.8)))
@@ -96,6 +101,10 @@ pub(crate) struct Core {
     pub current: Mutex<AccessToken>,
     pub events: broadcast::Sender<AuthEvent>,
     pub terminal: Mutex<Option<AuthError>>,
+    /// When the last token was published.
+    pub renewed_at: Mutex<Instant>,
+    /// Whether the clock-skew warning was given.
+    pub skew_warned: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -111,7 +120,37 @@ impl Core {
         lock(&self.terminal).clone()
     }
 
+    /// Whether the current token was published less than
+    /// [`CLOCK_SKEW_FLOOR`] ago and is already expired by the local clock:
+    /// renewing again would only give another such token.
+    pub fn expired_on_arrival(&self) -> bool {
+        self.current().remaining().is_some_and(|r| r.is_zero())
+            && lock(&self.renewed_at).elapsed() < CLOCK_SKEW_FLOOR
+    }
+
+    /// The delay before the next renewal after `token` arrived, with the
+    /// floor for tokens that are expired on arrival (warned once).
+    pub fn next_renewal(&self, token: &AccessToken) -> Duration {
+        let next = schedule(self.interval, token.remaining()).max(self.retry.floor);
+        if !token.remaining().is_some_and(|r| r.is_zero()) {
+            return next;
+        }
+        let floor = next.max(self.interval.min(CLOCK_SKEW_FLOOR));
+        if !self
+            .skew_warned
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                target: "nost_auth",
+                renew_every_s = floor.as_secs_f64(),
+                "Keycloak issued an access token that is already expired by this machine's clock (expires_in 0 or its exp in the past): the clocks of this machine and Keycloak probably differ (clock skew; check NTP on both). Renewing at this slower pace instead of continuously"
+            );
+        }
+        floor
+    }
+
     fn publish(&self, token: &AccessToken, via: Renewal, next: Duration) {
+        *lock(&self.renewed_at) = Instant::now();
         *lock(&self.current) = token.clone();
         self.token_tx.send_replace(token.secret().clone());
         let expires_in = token.remaining();
@@ -189,6 +228,11 @@ fn apply(state: &mut State, set: TokenSet, from_refresh: bool) -> AccessToken {
     AccessToken::new(set.access_token, set.expires_in.map(|d| now + d))
 }
 
+/// `now + d`, at most ten years ahead (no `Instant` overflow).
+pub(crate) fn far(d: Duration) -> Instant {
+    Instant::now() + d.min(Duration::from_secs(315_360_000))
+}
+
 fn drain(requests: &mut mpsc::Receiver<Waiter>, waiters: &mut Vec<Waiter>) {
     while let Ok(w) = requests.try_recv() {
         waiters.push(w);
@@ -233,8 +277,8 @@ pub(crate) async fn run(
         match outcome {
             Ok((token, via)) => {
                 attempt = 0;
-                let next = schedule(core.interval, token.remaining()).max(core.retry.floor);
-                due = Instant::now() + next;
+                let next = core.next_renewal(&token);
+                due = far(next);
                 core.publish(&token, via, next);
                 answer(waiters, &Ok(token));
             }
@@ -242,7 +286,7 @@ pub(crate) async fn run(
                 attempt = attempt.saturating_add(1);
                 let remaining = core.current().remaining();
                 let delay = retry_delay(&core.retry, attempt, remaining);
-                due = Instant::now() + delay;
+                due = far(delay);
                 if remaining.is_some_and(|r| r.is_zero()) {
                     tracing::warn!(target: "nost_auth", "the access token has expired while renewal keeps failing");
                 }

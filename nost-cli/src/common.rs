@@ -105,3 +105,57 @@ pub fn init_logging() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// `--timeout`-like arguments: a finite number of seconds from 0 to ten years.
+pub fn seconds_arg(text: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    let max = nost_config::MAX_SECONDS as f64;
+    if v.is_finite() && (0.0..=max).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "must be a number of seconds from 0 to {max} (ten years), got {text}"
+        ))
+    }
+}
+
+/// A time-scale factor: a finite number greater than 0.
+pub fn factor_arg(text: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "must be a finite number greater than 0, got {text}"
+        ))
+    }
+}
+
+/// Resolves when the application's Keycloak session can no longer be
+/// renewed; never in basic mode.
+pub async fn auth_fatal(
+    app: &nost_app::Application,
+) -> (nost_auth::FatalKind, nost_auth::AuthError) {
+    match app.token_manager() {
+        Some(tm) => tm.fatal().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Exit status 3 with what happened and what to do, on stderr.
+pub fn fatal_exit(
+    kind: nost_auth::FatalKind,
+    error: &nost_auth::AuthError,
+) -> std::process::ExitCode {
+    eprintln!(
+        "error: the Keycloak session cannot be renewed ({kind}): {error}\nwhat to do: {}",
+        kind.advice()
+    );
+    std::process::ExitCode::from(3)
+}

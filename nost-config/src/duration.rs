@@ -23,22 +23,39 @@ impl NostDuration {
     /// Zero length.
     pub const ZERO: NostDuration = NostDuration(TimeDelta::zero());
 
-    /// From whole seconds.
+    /// The longest duration (about 292,000 years): `i64::MAX` microseconds,
+    /// the range of a Python `timedelta` in microseconds and more than any
+    /// datetime span.
+    pub const MAX: NostDuration = NostDuration(TimeDelta::microseconds(i64::MAX));
+    /// The most negative duration.
+    pub const MIN: NostDuration = NostDuration(TimeDelta::microseconds(-i64::MAX));
+
+    /// From whole seconds, saturating at [`MAX`](Self::MAX) / [`MIN`](Self::MIN)
+    /// (use [`try_seconds`](Self::try_seconds) to refuse out-of-range values).
     pub fn seconds(secs: i64) -> Self {
-        NostDuration(TimeDelta::seconds(secs))
+        Self::try_seconds(secs).unwrap_or(if secs < 0 { Self::MIN } else { Self::MAX })
     }
 
-    /// From microseconds.
+    /// From whole seconds; `None` beyond about 292,000 years.
+    pub fn try_seconds(secs: i64) -> Option<Self> {
+        secs.checked_mul(1_000_000)
+            .filter(|us| *us != i64::MIN)
+            .map(NostDuration::microseconds)
+    }
+
+    /// From microseconds (`i64::MIN` is taken as `-i64::MAX`).
     pub fn microseconds(us: i64) -> Self {
-        NostDuration(TimeDelta::microseconds(us))
+        NostDuration(TimeDelta::microseconds(us.max(-i64::MAX)))
     }
 
-    /// From fractional seconds, rounded to the microsecond. `None` when not finite or out of range.
+    /// From fractional seconds, rounded to the microsecond. `None` when not
+    /// finite or beyond about 292,000 years.
     pub fn from_secs_f64(secs: f64) -> Option<Self> {
-        if !secs.is_finite() || secs.abs() > 1e14 {
+        let us = (secs * 1e6).round();
+        if !us.is_finite() || us.abs() >= 9.2e18 {
             return None;
         }
-        Some(NostDuration::microseconds((secs * 1e6).round() as i64))
+        Some(NostDuration::microseconds(us as i64))
     }
 
     /// The chrono value.
@@ -48,7 +65,13 @@ impl NostDuration {
 
     /// Total microseconds.
     pub fn as_micros(&self) -> i64 {
-        self.0.num_microseconds().unwrap_or(i64::MAX)
+        self.0
+            .num_microseconds()
+            .unwrap_or(if self.0 < TimeDelta::zero() {
+                -i64::MAX
+            } else {
+                i64::MAX
+            })
     }
 
     /// Seconds as a float.
@@ -61,7 +84,8 @@ impl NostDuration {
         self.0.to_std().unwrap_or_default()
     }
 
-    /// Multiply by a float factor (the `is_scenario_time_step` scaling rule).
+    /// Multiply by a float factor (the `is_scenario_time_step` scaling rule);
+    /// `None` when the result is not finite or out of range.
     pub fn scaled(&self, factor: f64) -> Option<Self> {
         NostDuration::from_secs_f64(self.as_secs_f64() * factor)
     }
@@ -78,11 +102,11 @@ impl NostDuration {
 
     /// The ISO-8601 text `nost_tools` 3.6.0 (pydantic 2.13) writes.
     pub fn to_iso8601(&self) -> String {
-        let mut us = self.as_micros();
+        let signed = self.as_micros();
+        let us = signed.unsigned_abs();
         let mut out = String::new();
-        if us < 0 {
+        if signed < 0 {
             out.push('-');
-            us = -us;
         }
         out.push('P');
         let total_secs = us / 1_000_000;
@@ -142,8 +166,9 @@ impl From<std::time::Duration> for NostDuration {
 }
 
 impl From<TimeDelta> for NostDuration {
+    /// Clamped to [`NostDuration::MIN`]..=[`NostDuration::MAX`].
     fn from(d: TimeDelta) -> Self {
-        NostDuration(d)
+        NostDuration(d.clamp(NostDuration::MIN.0, NostDuration::MAX.0))
     }
 }
 
@@ -317,6 +342,14 @@ impl FromStr for NostDuration {
     }
 }
 
+/// The message of a number of seconds that is no duration.
+fn out_of_range(v: impl fmt::Display) -> String {
+    format!(
+        "duration of {v} seconds is out of range: a duration must be a finite number of seconds of at most {} (about 292,000 years)",
+        i64::MAX / 1_000_000
+    )
+}
+
 impl Serialize for NostDuration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_iso8601())
@@ -335,15 +368,16 @@ impl<'de> Deserialize<'de> for NostDuration {
                 v.parse().map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(NostDuration::seconds(v))
+                NostDuration::try_seconds(v).ok_or_else(|| E::custom(out_of_range(v)))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
                 i64::try_from(v)
-                    .map(NostDuration::seconds)
-                    .map_err(|_| E::custom("duration out of range"))
+                    .ok()
+                    .and_then(NostDuration::try_seconds)
+                    .ok_or_else(|| E::custom(out_of_range(v)))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                NostDuration::from_secs_f64(v).ok_or_else(|| E::custom("duration out of range"))
+                NostDuration::from_secs_f64(v).ok_or_else(|| E::custom(out_of_range(v)))
             }
         }
         d.deserialize_any(V)

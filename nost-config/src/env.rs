@@ -133,7 +133,8 @@ impl Credentials {
             }
         };
         let lookup = |name: &'static str, sources: &mut BTreeMap<&'static str, VarSource>| {
-            if let Some(v) = file_vars.get(name) {
+            // A key without `=` sets nothing (python-dotenv's `None`).
+            if let Some(Some(v)) = file_vars.get(name) {
                 if let Some(p) = &path {
                     sources.insert(name, VarSource::DotEnv(p.clone()));
                 }
@@ -174,40 +175,45 @@ pub fn find_dotenv(start: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn read_dotenv(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
-    let iter = dotenvy::from_path_iter(path).map_err(|e| env_error(path, &e))?;
-    let mut out = BTreeMap::new();
-    for item in iter {
-        let (k, v) = item.map_err(|e| env_error(path, &e))?;
-        out.insert(k, v);
-    }
-    Ok(out)
-}
-
-fn env_error(path: &Path, e: &dotenvy::Error) -> ConfigError {
-    // The parser's own text may quote the offending line, which can hold a
-    // secret: only its position is reported.
-    match e {
-        dotenvy::Error::LineParse(line, col) => ConfigError::EnvFile {
+/// The file's values as python-dotenv reads them (see [`crate::dotenv`]);
+/// `None` for a key written without `=`. A line that does not parse is an
+/// error naming the line (never its content).
+fn read_dotenv(path: &Path) -> Result<BTreeMap<String, Option<String>>, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|e| ConfigError::EnvFile {
+        path: path.to_path_buf(),
+        line: None,
+        message: e.to_string(),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..offset]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1;
+        ConfigError::EnvFile {
             path: path.to_path_buf(),
-            line: std::fs::read_to_string(path).ok().and_then(|text| {
-                let first = line.lines().next().unwrap_or_default();
-                text.lines().position(|l| l == first).map(|i| i + 1)
-            }),
+            line: Some(line),
+            message: "not valid UTF-8 text; save the file as UTF-8".into(),
+        }
+    })?;
+    let parsed = crate::dotenv::dotenv_values(&text, &|name| std::env::var(name).ok());
+    if let Some(line) = parsed.invalid_lines.first() {
+        // python-dotenv skips such a line with a warning; a mistyped
+        // credential silently ignored gives a login error far from its cause,
+        // so it is an error here (naming the line, never its content).
+        return Err(ConfigError::EnvFile {
+            path: path.to_path_buf(),
+            line: Some(*line),
             message: format!(
-                "syntax error at character {col} of an entry ({} characters long); expected KEY=value with optional quotes",
-                line.len()
+                "{} cannot be parsed (python-dotenv would skip it with a warning): expected KEY=value, with a quoted value closed by its quote and followed by nothing but a # comment",
+                if parsed.invalid_lines.len() == 1 {
+                    "this line".to_owned()
+                } else {
+                    format!("this line and {} more", parsed.invalid_lines.len() - 1)
+                }
             ),
-        },
-        dotenvy::Error::Io(io) => ConfigError::EnvFile {
-            path: path.to_path_buf(),
-            line: None,
-            message: io.to_string(),
-        },
-        _ => ConfigError::EnvFile {
-            path: path.to_path_buf(),
-            line: None,
-            message: "cannot be parsed".into(),
-        },
+        });
     }
+    Ok(parsed.values.into_iter().collect())
 }

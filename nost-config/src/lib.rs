@@ -33,6 +33,7 @@
 //! and errors never show them.
 
 mod builder;
+pub mod dotenv;
 pub mod duration;
 mod env;
 mod error;
@@ -47,11 +48,12 @@ pub use env::{
     CLIENT_ID, CLIENT_SECRET_KEY, Credentials, EnvFile, PASSWORD, USERNAME, VarSource, find_dotenv,
 };
 pub use error::{ConfigError, ConfigWarning, FieldError, Origin};
-pub use load::{LoadedConfig, load_file, load_str};
+pub use load::{LoadedConfig, MAX_SECONDS, load_file, load_str};
 pub use mode::{AuthMode, ModeError, ModeErrorKind, ModeKind, Tokens, VALID_MODES};
 pub use schema::{
-    ApplicationConfig, BrokerEndpoint, Config, Execution, GeneralConfig, KeycloakConfig,
-    LoggerApplicationConfig, LoggingConfig, ManagedApplicationConfig, ManagerConfig, QueueType,
+    ApplicationConfig, BrokerEndpoint, Config, DEFAULT_MAX_BODY_SIZE, Execution, GeneralConfig,
+    KeycloakConfig, LoggerApplicationConfig, LoggingConfig, ManagedApplicationConfig,
+    ManagerConfig, QueueType,
     RabbitMqConfig, Servers,
 };
 pub use secrecy::{ExposeSecret, SecretString};

@@ -54,7 +54,9 @@ pub fn load_str(text: &str, origin: Origin) -> Result<LoadedConfig, ConfigError>
             message: "the top level must be a mapping with `servers:` and `execution:`".into(),
         });
     }
-    let mut config: Config = serde_norway::from_str(text).map_err(|e| parse_error(&origin, &e))?;
+    let mut config: Config = serde_norway::from_str(text).map_err(|e| {
+        flattened_field_error(text, &raw, &origin, &e).unwrap_or_else(|| parse_error(&origin, &e))
+    })?;
 
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
@@ -104,6 +106,59 @@ fn parse_error(origin: &Origin, e: &serde_norway::Error) -> ConfigError {
         column: loc.as_ref().map(|l| l.column()),
         message: e.to_string(),
     }
+}
+
+/// The role sections flatten their logging fields, and serde then reports
+/// an error of any of their fields against the section alone: find the field
+/// by reading each one on its own, and give its path and line.
+fn flattened_field_error(
+    text: &str,
+    raw: &Yaml,
+    origin: &Origin,
+    e: &serde_norway::Error,
+) -> Option<ConfigError> {
+    use crate::schema::{ApplicationConfig, ManagedApplicationConfig, ManagerConfig};
+    let message = e.to_string();
+    let (section, _) = message.split_once(": ")?;
+    let parts: Vec<&str> = section.split('.').collect();
+    let node = parts
+        .iter()
+        .try_fold(raw, |node, key| node.get(*key))?
+        .as_mapping()?;
+    let reads = |one: Yaml| -> Result<(), String> {
+        let r = match parts.as_slice() {
+            ["execution", "manager"] => serde_norway::from_value::<ManagerConfig>(one).map(drop),
+            ["execution", "managed_applications", _] => {
+                serde_norway::from_value::<ManagedApplicationConfig>(one).map(drop)
+            }
+            ["execution", "applications", _] => {
+                serde_norway::from_value::<ApplicationConfig>(one).map(drop)
+            }
+            _ => return Ok(()),
+        };
+        r.map_err(|e| e.to_string())
+    };
+    for (key, value) in node {
+        let mut one = serde_norway::Mapping::new();
+        one.insert(key.clone(), value.clone());
+        if let Err(inner) = reads(Yaml::Mapping(one)) {
+            let key = key.as_str()?;
+            let path = format!("{section}.{key}");
+            let inner = inner
+                .split(" at line ")
+                .next()
+                .unwrap_or(&inner)
+                .trim_start_matches(&format!("{key}: "))
+                .to_owned();
+            return Some(ConfigError::Parse {
+                origin: origin.clone(),
+                line: find_line(text, &path),
+                column: None,
+                message: format!("{path}: {inner}"),
+            });
+        }
+    }
+    None
 }
 
 const KEYCLOAK_MISSING: &str = "servers.rabbitmq.keycloak_authentication is true but the servers.keycloak section is missing or empty; add host, port and realm of your Keycloak, or set keycloak_authentication: false for basic auth";
@@ -300,6 +355,152 @@ pub(crate) fn check(config: &Config) -> Vec<FieldError> {
     for (name, app) in &config.execution.applications {
         if let Err(e) = app.validate() {
             flatten(&e, &format!("execution.applications.{name}"), &mut out);
+        }
+    }
+    out.extend(sanity(config));
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// The longest number of seconds accepted for a delay, timeout or period
+/// (ten years): longer values cannot be added to a clock reading.
+pub const MAX_SECONDS: u64 = 315_360_000;
+
+/// Numbers a schema type accepts but a run cannot use: non-finite factors,
+/// non-positive steps, negative leads, delays beyond [`MAX_SECONDS`].
+fn sanity(config: &Config) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    let mut err = |path: String, message: String| {
+        out.push(FieldError {
+            path,
+            message,
+            line: None,
+        })
+    };
+    let mut factor = |path: String, f: f64| {
+        if !(f.is_finite() && f > 0.0) {
+            err(
+                path,
+                format!("must be a finite number greater than 0 (got {f})"),
+            );
+        }
+    };
+    if let Some(m) = &config.execution.manager {
+        factor(
+            "execution.manager.time_scale_factor".into(),
+            m.time_scale_factor,
+        );
+    }
+    for (name, a) in &config.execution.managed_applications {
+        factor(
+            format!("execution.managed_applications.{name}.time_scale_factor"),
+            a.time_scale_factor,
+        );
+    }
+    for (name, a) in &config.execution.applications {
+        factor(
+            format!("execution.applications.{name}.time_scale_factor"),
+            a.time_scale_factor,
+        );
+    }
+    if let Some(l) = &config.execution.logger_application {
+        factor(
+            "execution.logger_application.time_scale_factor".into(),
+            l.time_scale_factor,
+        );
+    }
+    let mut positive = |path: String, d: Option<NostDuration>| {
+        if let Some(d) = d
+            && (d.is_negative() || d.is_zero())
+        {
+            err(path, format!("must be a positive duration (got {d})"));
+        }
+    };
+    if let Some(m) = &config.execution.manager {
+        positive("execution.manager.time_step".into(), Some(m.time_step));
+        positive(
+            "execution.manager.time_status_step".into(),
+            m.time_status_step,
+        );
+    }
+    for (name, a) in &config.execution.managed_applications {
+        let base = format!("execution.managed_applications.{name}");
+        positive(format!("{base}.time_step"), Some(a.time_step));
+        positive(format!("{base}.time_status_step"), a.time_status_step);
+    }
+    for (name, a) in &config.execution.applications {
+        positive(
+            format!("execution.applications.{name}.time_status_step"),
+            a.time_status_step,
+        );
+    }
+    if let Some(l) = &config.execution.logger_application {
+        positive(
+            "execution.logger_application.time_status_step".into(),
+            l.time_status_step,
+        );
+    }
+    let mut not_negative = |path: String, d: NostDuration| {
+        if d.is_negative() {
+            err(path, format!("must not be negative (got {d})"));
+        }
+    };
+    if let Some(m) = &config.execution.manager {
+        not_negative("execution.manager.command_lead".into(), m.command_lead);
+    }
+    if let Some(g) = &config.execution.general {
+        not_negative(
+            "execution.general.resume_tolerance".into(),
+            g.resume_tolerance,
+        );
+    }
+    let mut seconds = |path: &str, v: Option<u64>| {
+        if let Some(v) = v
+            && v > MAX_SECONDS
+        {
+            err(
+                path.to_owned(),
+                format!("must be at most {MAX_SECONDS} seconds (ten years), got {v}"),
+            );
+        }
+    };
+    let r = &config.servers.rabbitmq;
+    seconds("servers.rabbitmq.reconnect_delay", Some(r.reconnect_delay));
+    seconds("servers.rabbitmq.retry_delay", Some(r.retry_delay));
+    seconds(
+        "servers.rabbitmq.connection_timeout",
+        Some(r.connection_timeout),
+    );
+    seconds("servers.rabbitmq.socket_timeout", Some(r.socket_timeout));
+    seconds("servers.rabbitmq.stack_timeout", Some(r.stack_timeout));
+    seconds(
+        "servers.rabbitmq.blocked_connection_timeout",
+        r.blocked_connection_timeout,
+    );
+    if let Some(k) = &config.servers.keycloak {
+        seconds(
+            "servers.keycloak.token_refresh_interval",
+            Some(k.token_refresh_interval),
+        );
+    }
+    if let Some(g) = &config.execution.general {
+        seconds(
+            "execution.general.wallclock_offset_refresh_interval",
+            Some(g.wallclock_offset_refresh_interval),
+        );
+    }
+    if let Some(m) = &config.execution.manager {
+        seconds(
+            "execution.manager.init_retry_delay_s",
+            Some(m.init_retry_delay_s),
+        );
+        if let (Some(a), Some(b)) = (m.sim_start_time, m.sim_stop_time)
+            && b < a
+        {
+            err(
+                "execution.manager.sim_stop_time".into(),
+                format!("must not be before sim_start_time ({a})"),
+            );
         }
     }
     out

@@ -119,6 +119,11 @@ pub struct RabbitMqConfig {
     pub app_id: Option<String>,
     /// Message property `cluster-id`.
     pub cluster_id: Option<String>,
+    /// nost-rs extension (not read by `nost_tools`): received message bodies
+    /// longer than this many bytes are logged and rejected before any parsing
+    /// (default 4 MiB).
+    #[validate(range(min = 1, message = "must be at least 1 byte"))]
+    pub max_body_size: usize,
     /// nost-rs extension: every node of a cluster, each `host` or
     /// `host:port` (`[::1]:5672` for IPv6; without a port, `port` is used).
     /// When given it replaces `host`/`port`, which `nost_tools` keeps using.
@@ -256,6 +261,9 @@ impl RabbitMqConfig {
     }
 }
 
+/// The default of `servers.rabbitmq.max_body_size`: 4 MiB.
+pub const DEFAULT_MAX_BODY_SIZE: usize = 4 * 1024 * 1024;
+
 impl Default for RabbitMqConfig {
     fn default() -> Self {
         RabbitMqConfig {
@@ -291,6 +299,7 @@ impl Default for RabbitMqConfig {
             user_id: None,
             app_id: None,
             cluster_id: None,
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
             hosts: Vec::new(),
             shuffle_hosts: false,
             queue_type: QueueType::Classic,
@@ -311,8 +320,9 @@ pub struct KeycloakConfig {
     /// Realm name.
     #[validate(length(min = 1, message = "must not be empty"))]
     pub realm: String,
-    /// HTTPS when true. `None` (not written) follows `nost_tools`' host-name
-    /// rule: plain HTTP only for hosts containing `localhost`/`127.0.0.1`.
+    /// HTTPS when true. `None` (not written): plain HTTP only when the host
+    /// is exactly `localhost`, `127.0.0.1` or `::1` (`nost_tools` uses HTTP
+    /// for any host merely *containing* `localhost`/`127.0.0.1`).
     pub tls: Option<bool>,
     /// CA bundle (PEM) trusted for the HTTPS connection to Keycloak.
     pub tls_ca_cert: Option<String>,
@@ -337,14 +347,25 @@ impl Default for KeycloakConfig {
 impl KeycloakConfig {
     /// Whether the token endpoint is HTTPS.
     ///
-    /// An explicit `tls` wins. When `tls` is not written we follow
-    /// `nost_tools` 3.6.0, which ignores `tls` and uses HTTP only when the host
-    /// contains `localhost` or `127.0.0.1`.
+    /// An explicit `tls` wins. When `tls` is not written, HTTP only for a
+    /// loopback host ([`is_loopback_host`](Self::is_loopback_host)).
     pub fn uses_https(&self) -> bool {
         match self.tls {
             Some(tls) => tls,
-            None => !(self.host.contains("localhost") || self.host.contains("127.0.0.1")),
+            None => !self.is_loopback_host(),
         }
+    }
+
+    /// Whether `host` is exactly `localhost`, `127.0.0.1` or `::1` (with or
+    /// without brackets), the only hosts plain HTTP is used for when `tls` is
+    /// not written.
+    pub fn is_loopback_host(&self) -> bool {
+        let h = self.host.trim();
+        let h = h
+            .strip_prefix('[')
+            .and_then(|x| x.strip_suffix(']'))
+            .unwrap_or(h);
+        h.eq_ignore_ascii_case("localhost") || h == "127.0.0.1" || h == "::1"
     }
 
     /// `{scheme}://{host}:{port}/realms/{realm}/protocol/openid-connect/token`.

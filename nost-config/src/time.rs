@@ -46,7 +46,9 @@ pub fn deserialize_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTim
         }),
         Raw::Int(secs) => DateTime::from_timestamp(secs, 0)
             .ok_or_else(|| serde::de::Error::custom("Unix timestamp out of range")),
-        Raw::Float(secs) => DateTime::from_timestamp_micros((secs * 1e6) as i64)
+        Raw::Float(secs) => Some((secs * 1e6).round())
+            .filter(|us| us.is_finite() && us.abs() < 9.2e18)
+            .and_then(|us| DateTime::from_timestamp_micros(us as i64))
             .ok_or_else(|| serde::de::Error::custom("Unix timestamp out of range")),
     })
     .transpose()

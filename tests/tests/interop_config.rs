@@ -51,10 +51,15 @@ fn the_full_example_has_the_same_effective_values_as_in_nost_tools() {
         "keycloak": ours.servers.keycloak,
         "execution": ours.execution,
     });
-    // Not part of nost_tools' schema (read separately), and a value nost_tools
-    // sets to its import time (we use the scenario start instead).
+    // Not part of nost_tools' schema (read separately), a value nost_tools
+    // sets to its import time (we use the scenario start instead), and the
+    // nost-rs extension `servers.rabbitmq.max_body_size`.
     for v in [&mut py, &mut rs] {
         strip(v, &["configuration_parameters"]);
+        // A nost-rs setting nost_tools does not have.
+        if let Some(r) = v.pointer_mut("/rabbitmq") {
+            strip(r, &["max_body_size"]);
+        }
         for app in ["applications", "logger_application"] {
             if let Some(section) = v.pointer_mut(&format!("/execution/{app}")) {
                 strip(section, &["time_status_init"]);

@@ -11,9 +11,12 @@
 //! - `cluster`: a RabbitMQ cluster on loopback until Enter or Ctrl-C.
 //! - `demo`: the README's main job: `nost demo` on the local broker, with a
 //!   throwaway node (and RabbitMQ installed first) when none answers.
+//! - `fuzz [SECONDS]`: run each cargo-fuzz target of `fuzz/` (nightly).
 //!
 //! The node is always stopped and its directory removed, also when tests
 //! fail or on Ctrl-C/SIGTERM; a final check looks for leftovers.
+
+mod fuzz;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -58,6 +61,12 @@ enum Cmd {
     },
     /// Start an OAuth2 node, print its environment, stop it on Enter.
     Node,
+    /// Run every cargo-fuzz target of `fuzz/` for SECONDS each (nightly).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(default_value_t = 60)]
+        seconds: u64,
+    },
     /// Benchmarks: raw lapin, nost-rs and Python nost_tools side by side.
     Bench {
         /// Arguments for `nost-bench run` (after `--`, e.g. `--reps 3`).
@@ -367,6 +376,7 @@ fn main() -> ExitCode {
             own_node,
             demo_args,
         } => return demo::demo(&running, own_node, &demo_args),
+        Cmd::Fuzz { seconds } => return fuzz::run(seconds),
         Cmd::Node => {
             return match start_node(&running) {
                 Ok(Started { env, node, dir }) => {

@@ -257,6 +257,17 @@ impl Application {
         self.inner.tokens.as_ref()
     }
 
+    /// Why the Keycloak session can no longer be renewed, once it cannot
+    /// (typed by [`nost_auth::AuthError::fatal_kind`]); `None` in basic mode
+    /// and while renewals succeed or are retried.
+    pub fn auth_failure(&self) -> Option<nost_auth::AuthError> {
+        self.inner
+            .tokens
+            .as_ref()?
+            .stopped_by()
+            .filter(|e| e.fatal_kind().is_some())
+    }
+
     /// A token that is cancelled when shutdown begins.
     pub fn closing(&self) -> CancellationToken {
         self.inner.closing.clone()
@@ -278,6 +289,11 @@ impl Application {
     ) -> Result<(), AppError> {
         if self.inner.closed.initialized() {
             return Err(AppError::ShutDown);
+        }
+        // Renewal can no longer succeed: the message would wait in the
+        // buffer forever, so say why instead.
+        if let Some(e) = self.auth_failure() {
+            return Err(AppError::Auth(e));
         }
         for topic in topics {
             self.inner
@@ -451,7 +467,15 @@ impl Application {
         lock(&self.inner.queues).push(queue.clone());
         let inner = self.inner.clone();
         tokio::spawn(async move {
+            let max_body = inner.config.servers.rabbitmq.max_body_size;
             while let Some(d) = sub.recv().await {
+                if d.body.len() > max_body {
+                    tracing::warn!(target: "nost_app", routing_key = %d.routing_key, bytes = d.body.len(), max_body_size = max_body, "message body longer than servers.rabbitmq.max_body_size; rejected without requeue, handlers not called");
+                    if let Err(e) = d.reject(false).await {
+                        tracing::debug!(target: "nost_app", error = %e, "reject after a connection loss; the broker redelivers");
+                    }
+                    continue;
+                }
                 let handlers = lock(&inner.handlers).get(&key).cloned().unwrap_or_default();
                 let msg = Message {
                     routing_key: d.routing_key.clone(),

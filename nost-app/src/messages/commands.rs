@@ -49,6 +49,25 @@ impl InitCommand {
 
 impl NostMessage for InitCommand {
     const NAME: &'static str = "InitCommand";
+
+    fn check(&self) -> Result<(), String> {
+        let p = &self.tasking_parameters;
+        stop_after_start(Some(p.sim_start_time), Some(p.sim_stop_time))
+    }
+}
+
+fn stop_after_start(
+    start: Option<DateTime<Utc>>,
+    stop: Option<DateTime<Utc>>,
+) -> Result<(), String> {
+    match (start, stop) {
+        (Some(a), Some(b)) if b < a => Err(format!(
+            "simStopTime {} is before simStartTime {}",
+            time_fmt::format(&b),
+            time_fmt::format(&a)
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `start`: wallclock start, scenario start/stop and time-scale factor.
@@ -101,6 +120,11 @@ impl StartCommand {
 
 impl NostMessage for StartCommand {
     const NAME: &'static str = "StartCommand";
+
+    fn check(&self) -> Result<(), String> {
+        let p = &self.tasking_parameters;
+        stop_after_start(p.sim_start_time, p.sim_stop_time)
+    }
 }
 
 /// `stop`: `{"taskingParameters":{"simStopTime":…}}`.
@@ -187,8 +211,9 @@ pub struct FreezeParameters {
         deserialize_with = "validate::after_1970"
     )]
     pub sim_freeze_time: DateTime<Utc>,
-    /// Wallclock length of the freeze (`None` = until a resume command).
-    #[serde(default)]
+    /// Wallclock length of the freeze (`None` = until a resume command;
+    /// never negative).
+    #[serde(default, deserialize_with = "validate::freeze_duration")]
     pub freeze_duration: Option<NostDuration>,
 }
 

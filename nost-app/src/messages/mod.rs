@@ -59,12 +59,24 @@ pub trait NostMessage: Serialize + DeserializeOwned {
         serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
     }
 
-    /// Parse and validate a body.
+    /// Parse and validate a body. JSON nested deeper than 128 levels is
+    /// refused by serde_json's recursion limit (no stack overflow).
     fn from_json(body: &[u8]) -> Result<Self, MessageError> {
-        serde_json::from_slice(body).map_err(|source| MessageError {
+        let value: Self = serde_json::from_slice(body).map_err(|source| MessageError {
             message: Self::NAME,
             source,
-        })
+        })?;
+        value.check().map_err(|text| MessageError {
+            message: Self::NAME,
+            source: <serde_json::Error as serde::de::Error>::custom(text),
+        })?;
+        Ok(value)
+    }
+
+    /// Rules between fields (e.g. stop not before start); the text names
+    /// the field.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
     }
 }
 
@@ -93,6 +105,35 @@ pub(crate) mod validate {
     /// `true`, the default of `ready`.
     pub fn yes() -> bool {
         true
+    }
+
+    /// `freezeDuration`: absent, `null` or a duration that is not negative.
+    pub fn freeze_duration<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<nost_config::NostDuration>, D::Error> {
+        non_negative(d, "freezeDuration")
+    }
+
+    /// `tolerance`: absent, `null` or a duration that is not negative.
+    pub fn tolerance<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<nost_config::NostDuration>, D::Error> {
+        non_negative(d, "tolerance")
+    }
+
+    fn non_negative<'de, D: Deserializer<'de>>(
+        d: D,
+        field: &str,
+    ) -> Result<Option<nost_config::NostDuration>, D::Error> {
+        let v = Option::<nost_config::NostDuration>::deserialize(d)
+            .map_err(|e| serde::de::Error::custom(format!("{field}: {e}")))?;
+        match v {
+            Some(x) if x.is_negative() => Err(serde::de::Error::custom(format!(
+                "{field} must not be negative, got {}",
+                x.to_iso8601()
+            ))),
+            v => Ok(v),
+        }
     }
 
     /// A datetime after 1970-01-01T00:00:00Z.

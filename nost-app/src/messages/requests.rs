@@ -28,8 +28,8 @@ pub struct FreezeRequestParameters {
     /// Wallclock time matching `sim_freeze_time` (required).
     #[serde(with = "time_fmt::utc")]
     pub freeze_time: DateTime<Utc>,
-    /// Wallclock length of the freeze (`None` = indefinite).
-    #[serde(default)]
+    /// Wallclock length of the freeze (`None` = indefinite; never negative).
+    #[serde(default, deserialize_with = "validate::freeze_duration")]
     pub freeze_duration: Option<NostDuration>,
     /// `freeze_time + freeze_duration`: a **wallclock** time.
     #[serde(default, with = "time_fmt::option")]
@@ -40,7 +40,8 @@ pub struct FreezeRequestParameters {
 
 impl FreezeRequest {
     /// Build a freeze request; `resumeTime` is set to `freeze_time +
-    /// freeze_duration` when a duration is given, as `nost_tools` does.
+    /// freeze_duration` when a duration is given, as `nost_tools` does
+    /// (`None` when that sum is beyond the datetime range).
     pub fn new(
         sim_freeze_time: DateTime<Utc>,
         freeze_time: DateTime<Utc>,
@@ -52,7 +53,8 @@ impl FreezeRequest {
                 sim_freeze_time,
                 freeze_time,
                 freeze_duration,
-                resume_time: freeze_duration.map(|d| freeze_time + d.as_delta()),
+                resume_time: freeze_duration
+                    .and_then(|d| freeze_time.checked_add_signed(d.as_delta())),
                 requesting_app: requesting_app.into(),
             },
         }
@@ -81,8 +83,8 @@ pub struct ResumeRequestParameters {
     #[serde(default, with = "time_fmt::option")]
     pub sim_resume_time: Option<DateTime<Utc>>,
     /// How far the manager's scenario time may be from `sim_resume_time`
-    /// (`None` = resume now).
-    #[serde(default)]
+    /// (`None` = resume now; never negative).
+    #[serde(default, deserialize_with = "validate::tolerance")]
     pub tolerance: Option<NostDuration>,
 }
 

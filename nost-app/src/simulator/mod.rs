@@ -47,8 +47,8 @@ pub use clock::{Clock, SystemClock, TokioClock};
 pub use entity::Entity;
 pub use mode::{Mode, ParseModeError};
 pub use observer::{
-    Observer, RecordingObserver, ScenarioIntervalCallback, ScenarioSchedule, SimEvent,
-    TimeStatusPublisher, TimeStatusSchedule, TimeStatusTick,
+    MAX_CATCH_UP, Observer, RecordingObserver, ScenarioIntervalCallback, ScenarioSchedule,
+    SimEvent, TimeStatusPublisher, TimeStatusSchedule, TimeStatusTick,
 };
 
 use clock::add_saturating;

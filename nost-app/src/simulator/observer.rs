@@ -136,6 +136,10 @@ impl Observer for RecordingObserver {
     }
 }
 
+/// The most due times one event of a [`ScenarioSchedule`] reports; the
+/// earlier ones of a longer backlog are skipped (with a warning).
+pub const MAX_CATCH_UP: usize = 1000;
+
 /// A scenario-time schedule, as `nost_tools`' scenario-time interval
 /// callback and time-status publisher keep it:
 ///
@@ -146,11 +150,30 @@ impl Observer for RecordingObserver {
 ///
 /// The initial time itself produces no `time` change, so the first report
 /// comes after the first step.
+///
+/// Catch-up is bounded (where `nost_tools` reports every missed due time):
+/// when `init` is before the run's initial time, the due times before it
+/// are skipped but the last one, and one event never reports more than
+/// [`MAX_CATCH_UP`] due times (the latest ones). The count is computed, not
+/// stepped through, so an `init` years away costs nothing.
 #[derive(Debug, Clone)]
 pub struct ScenarioSchedule {
     step: TimeDelta,
     init: Option<DateTime<Utc>>,
     next: Option<DateTime<Utc>>,
+    warned: bool,
+}
+
+fn nanos(d: TimeDelta) -> i128 {
+    i128::from(d.num_seconds()) * 1_000_000_000 + i128::from(d.subsec_nanos())
+}
+
+/// `t + step × k`, `None` beyond the datetime range.
+fn offset(t: DateTime<Utc>, step: TimeDelta, k: i128) -> Option<DateTime<Utc>> {
+    let total = nanos(step).checked_mul(k)?;
+    let secs = i64::try_from(total.div_euclid(1_000_000_000)).ok()?;
+    let sub = u32::try_from(total.rem_euclid(1_000_000_000)).ok()?;
+    t.checked_add_signed(TimeDelta::new(secs, sub)?)
 }
 
 impl ScenarioSchedule {
@@ -165,6 +188,7 @@ impl ScenarioSchedule {
             step,
             init,
             next: None,
+            warned: false,
         })
     }
 
@@ -178,6 +202,26 @@ impl ScenarioSchedule {
         self.next
     }
 
+    /// How many due times from `next` are ≤ `t` (0 when `next` > `t`).
+    fn due_count(&self, next: DateTime<Utc>, t: DateTime<Utc>) -> i128 {
+        if next > t {
+            return 0;
+        }
+        nanos(t - next) / nanos(self.step) + 1
+    }
+
+    fn skipped(&mut self, n: i128) {
+        if n > 0 && !self.warned {
+            self.warned = true;
+            tracing::warn!(
+                target: "nost_app",
+                skipped = %n,
+                step = %self.step,
+                "scenario schedule far behind the run's time (e.g. time_status_init long before the scenario start): the missed due times are skipped, not reported one by one"
+            );
+        }
+    }
+
     /// Feed one event; returns the due times that were passed, in order.
     /// `init_time` is the run's initial time (read on `INITIALIZED`).
     pub fn on_event(&mut self, event: &SimEvent, init_time: DateTime<Utc>) -> Vec<DateTime<Utc>> {
@@ -186,11 +230,31 @@ impl ScenarioSchedule {
             SimEvent::ModeChanged {
                 new: Mode::Initialized,
                 ..
-            } => self.next = Some(self.init.unwrap_or(init_time)),
+            } => {
+                let first = self.init.unwrap_or(init_time);
+                let n = self.due_count(first, init_time);
+                if n > 1 {
+                    self.skipped(n - 1);
+                }
+                self.next = if n > 1 {
+                    offset(first, self.step, n - 1)
+                } else {
+                    Some(first)
+                };
+            }
             SimEvent::TimeChanged { new, .. } => {
-                while let Some(next) = self.next.filter(|n| n <= new) {
-                    due.push(next);
-                    self.next = next.checked_add_signed(self.step);
+                if let Some(next) = self.next {
+                    let n = self.due_count(next, *new);
+                    let take = n.min(MAX_CATCH_UP as i128);
+                    self.skipped(n - take);
+                    for k in (n - take)..n {
+                        if let Some(t) = offset(next, self.step, k) {
+                            due.push(t);
+                        }
+                    }
+                    if n > 0 {
+                        self.next = offset(next, self.step, n);
+                    }
                 }
             }
             _ => {}

@@ -27,7 +27,7 @@ pub struct Args {
     #[arg(long)]
     pub count: Option<usize>,
     /// Stop after this many seconds.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::common::seconds_arg)]
     pub timeout: Option<f64>,
     /// One-time password for a user account.
     #[arg(long)]
@@ -70,7 +70,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let deadline = args
         .timeout
-        .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .and_then(|d| tokio::time::Instant::now().checked_add(d));
     let mut seen = 0usize;
     loop {
         if args.count.is_some_and(|n| seen >= n) {
@@ -88,6 +89,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 None => break,
             },
             _ = app.closed() => break,
+            (kind, error) = crate::common::auth_fatal(&app) => {
+                app.shut_down().await;
+                return Ok(crate::common::fatal_exit(kind, &error));
+            }
         }
     }
     app.shut_down().await;

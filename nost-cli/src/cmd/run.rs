@@ -54,11 +54,11 @@ pub struct DemoArgs {
     /// .env file for the credentials of --config.
     #[arg(long, value_name = "FILE")]
     pub env_file: Option<std::path::PathBuf>,
-    /// Scenario minutes to simulate.
-    #[arg(long, default_value_t = 10)]
+    /// Scenario minutes to simulate (1 to 1,000,000).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
     pub minutes: i64,
     /// Scenario seconds per wallclock second.
-    #[arg(long, default_value_t = 120.0)]
+    #[arg(long, default_value_t = 120.0, value_parser = crate::common::factor_arg)]
     pub time_scale: f64,
 }
 
@@ -120,7 +120,13 @@ pub async fn manager(args: ManagerArgs) -> anyhow::Result<ExitCode> {
         manager.app().auth_mode(),
         plan.required_apps
     );
-    let summary = manager.execute_test_plan(plan).await?;
+    let summary = tokio::select! {
+        s = manager.execute_test_plan(plan) => s?,
+        (kind, error) = crate::common::auth_fatal(manager.app()) => {
+            manager.app().shut_down().await;
+            return Ok(crate::common::fatal_exit(kind, &error));
+        }
+    };
     manager.app().shut_down().await;
     println!(
         "scenario terminated: apps ready {:?}, inits sent {}, messages seen {}, wallclock {:.1} s",
@@ -189,6 +195,10 @@ pub async fn managed(args: ManagedArgs) -> anyhow::Result<ExitCode> {
     tokio::select! {
         _ = app.wait_terminated(), if shut_down => {}
         _ = app.app().closed() => {}
+        (kind, error) = crate::common::auth_fatal(app.app()) => {
+            app.app().shut_down().await;
+            return Ok(crate::common::fatal_exit(kind, &error));
+        }
     }
     // Read before our own shutdown, which ends a run still in progress.
     let terminated = app.app().simulator().mode() == Mode::Terminated;
@@ -222,7 +232,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .and_hms_opt(12, 0, 0)
         .map(|t| t.and_utc())
         .unwrap_or_else(Utc::now);
-    let stop = start + TimeDelta::minutes(args.minutes.max(1));
+    let stop = TimeDelta::try_minutes(args.minutes.max(1))
+        .and_then(|d| start.checked_add_signed(d))
+        .ok_or_else(|| anyhow::anyhow!("--minutes {} is out of range", args.minutes))?;
     let apps = ["satellite", "ground", "fire"];
     let mut config = config;
     config.execution.manager = Some(nost_config::ManagerConfig {
@@ -280,7 +292,13 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .as_ref()
             .context("manager section")?,
     )?;
-    let summary = manager.execute_test_plan(plan).await?;
+    let summary = tokio::select! {
+        s = manager.execute_test_plan(plan) => s?,
+        (kind, error) = crate::common::auth_fatal(manager.app()) => {
+            manager.app().shut_down().await;
+            return Ok(crate::common::fatal_exit(kind, &error));
+        }
+    };
     let mut final_modes = Vec::new();
     for m in &managed {
         tokio::time::timeout(Duration::from_secs(30), m.wait_terminated())
