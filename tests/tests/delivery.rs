@@ -590,3 +590,30 @@ async fn a_subscription_refused_at_bind_leaves_no_durable_queue() {
     );
     app.shut_down().await;
 }
+
+#[tokio::test]
+async fn connection_attempts_and_retry_delay_apply_to_the_first_connect() {
+    let name = unique("attempts");
+    let proxy = nost_tests::Proxy::start("127.0.0.1:5672".parse().unwrap())
+        .await
+        .unwrap();
+    proxy.cut().await; // the broker is "down" at start-up
+    let mut s = settings("/", "guest", "guest", &name);
+    s.rabbitmq.port = u32::from(proxy.port());
+    s.rabbitmq.connection_attempts = 10;
+    s.rabbitmq.retry_delay = 1;
+    let connect = tokio::spawn(Session::connect(s.clone()));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.restore();
+    let session = tokio::time::timeout(Duration::from_secs(60), connect)
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("a later attempt connects");
+    assert!(session.is_connected());
+    session.shutdown(Duration::from_secs(5)).await;
+    // With one attempt, the same outage is an error at once.
+    proxy.cut().await;
+    s.rabbitmq.connection_attempts = 1;
+    assert!(Session::connect(s).await.is_err());
+}

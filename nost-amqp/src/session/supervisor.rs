@@ -166,7 +166,10 @@ mod tests {
             // Full jitter: spread over the whole range, not in lockstep.
             let low = waits.iter().filter(|w| **w < ceiling / 4).count();
             let high = waits.iter().filter(|w| **w > ceiling * 3 / 4).count();
-            assert!(low > 10 && high > 10, "attempt {attempt}: {low} low, {high} high");
+            assert!(
+                low > 10 && high > 10,
+                "attempt {attempt}: {low} low, {high} high"
+            );
         }
         assert!(backoff(base, 40) < MAX_RECONNECT_DELAY);
     }
