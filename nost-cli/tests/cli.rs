@@ -315,3 +315,174 @@ fn managed_writes_the_log_file_its_section_asks_for() {
         "SIGTERM shuts the application down cleanly: {status:?}"
     );
 }
+
+/// A YAML and `.env` for user `user` on its own virtual host.
+fn user_config(dir: &std::path::Path, user: &nost_tests::BrokerUser) -> (PathBuf, PathBuf) {
+    let cfg = dir.join("nost.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "servers:\n  rabbitmq:\n    host: 127.0.0.1\n    virtual_host: \"{}\"\nexecution: {{}}\n",
+            user.name
+        ),
+    )
+    .unwrap();
+    let env = dir.join("nost.env");
+    std::fs::write(
+        &env,
+        format!(
+            "USERNAME=\"{}\"\nPASSWORD=\"{}\"\n",
+            user.name, user.password
+        ),
+    )
+    .unwrap();
+    (cfg, env)
+}
+
+fn wait_for_queue(queue: &str, present: bool, vhost: &str) -> bool {
+    for _ in 0..150 {
+        let queues = nost_tests::rabbitmqctl(&[
+            "list_queues",
+            "-p",
+            vhost,
+            "-q",
+            "--no-table-headers",
+            "name",
+        ]);
+        if queues.lines().any(|q| q.trim() == queue) == present {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn publish_tells_which_lines_the_broker_refused_and_exits_1() {
+    let name = unique("clirefuse");
+    let user = nost_tests::BrokerUser::create(&name);
+    let prefix = unique("clip");
+    user.set_topic_write(&prefix, "\\.ok$");
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, env) = user_config(dir.path(), &user);
+    let publish = |extra: &[&str]| {
+        let mut c = nost();
+        c.args(["publish", "--prefix", &prefix, "--app", "sat", "--config"])
+            .arg(&cfg)
+            .arg("--env-file")
+            .arg(&env)
+            .args(extra);
+        c
+    };
+    // One forbidden message: exit 1 with the reason.
+    let (code, _, err) = run(&mut publish(&["--topic", "bad", "{}"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("{prefix}.sat.bad")), "{err}");
+    // Lines from a file: the refused one is named by line and topic.
+    let lines = dir.path().join("lines.txt");
+    std::fs::write(
+        &lines,
+        "ok {\"n\":1}\nbad {\"n\":2}\nok {\"n\":3} with spaces\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&mut publish(&["--lines", lines.to_str().unwrap()]));
+    assert_eq!(code, 1, "{err}");
+    let refused: Vec<&str> = err.lines().filter(|l| l.starts_with("line ")).collect();
+    assert_eq!(refused.len(), 1, "{err}");
+    assert!(refused[0].starts_with("line 2: bad: "), "{err}");
+    assert!(refused[0].contains("refused"), "{err}");
+    // Standard input, all allowed: exit 0.
+    let mut child = publish(&["--lines", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"ok 1\nok 2\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn listen_ends_cleanly_when_its_output_closes_and_leaves_no_queue() {
+    let prefix = unique("clihead");
+    let cfg = example("basic.yaml");
+    let env = example("basic.env");
+    let mut listener = nost()
+        .args(["listen", "--timeout", "60", "--prefix", &prefix, "--config"])
+        .arg(&cfg)
+        .arg("--env-file")
+        .arg(&env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let queue = format!("{prefix}.hash.logger");
+    assert!(
+        wait_for_queue(&queue, true, "/"),
+        "the listener's queue exists"
+    );
+    let publish = |n: usize| {
+        let (code, _, err) = run(nost()
+            .args([
+                "publish", "--prefix", &prefix, "--app", "sat", "--topic", "tick", "--config",
+            ])
+            .arg(&cfg)
+            .arg("--env-file")
+            .arg(&env)
+            .arg(n.to_string()));
+        assert_eq!(code, 0, "{err}");
+    };
+    publish(1);
+    // `| head -1`: read one line, then close the pipe.
+    let mut stdout = std::io::BufReader::new(listener.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let line: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(line["body"], 1);
+    publish(2);
+    let mut status = None;
+    for _ in 0..300 {
+        if let Some(s) = listener.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = status.expect("the listener ends after its output closed");
+    assert!(status.success(), "{status:?}");
+    assert!(wait_for_queue(&queue, false, "/"), "its queue is gone");
+}
+
+#[test]
+fn a_killed_listener_leaves_no_queue_behind() {
+    let prefix = unique("clikill");
+    let mut listener = nost()
+        .args(["listen", "--prefix", &prefix, "--config"])
+        .arg(example("basic.yaml"))
+        .arg("--env-file")
+        .arg(example("basic.env"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let queue = format!("{prefix}.hash.logger");
+    assert!(
+        wait_for_queue(&queue, true, "/"),
+        "the listener's queue exists"
+    );
+    listener.kill().unwrap();
+    listener.wait().unwrap();
+    assert!(
+        wait_for_queue(&queue, false, "/"),
+        "its queue went away with it"
+    );
+}

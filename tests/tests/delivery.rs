@@ -592,3 +592,74 @@ async fn a_subscription_refused_at_bind_leaves_no_durable_queue() {
     );
     app.shut_down().await;
 }
+
+#[tokio::test]
+async fn connection_attempts_and_retry_delay_apply_to_the_first_connect() {
+    let name = unique("attempts");
+    let proxy = nost_tests::Proxy::start("127.0.0.1:5672".parse().unwrap())
+        .await
+        .unwrap();
+    proxy.cut().await; // the broker is "down" at start-up
+    let mut s = settings("/", "guest", "guest", &name);
+    s.rabbitmq.port = u32::from(proxy.port());
+    s.rabbitmq.connection_attempts = 10;
+    s.rabbitmq.retry_delay = 1;
+    let connect = tokio::spawn(Session::connect(s.clone()));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.restore();
+    let session = tokio::time::timeout(Duration::from_secs(60), connect)
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("a later attempt connects");
+    assert!(session.is_connected());
+    session.shutdown(Duration::from_secs(5)).await;
+    // With one attempt, the same outage is an error at once.
+    proxy.cut().await;
+    s.rabbitmq.connection_attempts = 1;
+    assert!(Session::connect(s).await.is_err());
+}
+
+#[tokio::test]
+async fn a_refusal_that_names_no_message_is_found_by_resending_one_at_a_time() {
+    // user_id must match the login, else the broker closes the channel with
+    // a 406 that names neither exchange nor routing key.
+    let name = unique("userid");
+    let mut s = settings("/", "guest", "guest", &name);
+    s.rabbitmq.user_id = Some("somebody-else".into());
+    let session = Session::connect(s).await.unwrap();
+    session
+        .declare_exchange(ExchangeSpec::nost(&name))
+        .await
+        .unwrap();
+    let mut events = session.events();
+    let mut handles = Vec::new();
+    for i in 0..3 {
+        handles.push(
+            session
+                .publish_tracked(Outgoing {
+                    exchange: name.clone(),
+                    routing_key: format!("{name}.app.m{i}"),
+                    body: b"{}".to_vec(),
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    for (i, h) in handles.into_iter().enumerate() {
+        match tokio::time::timeout(Duration::from_secs(60), h)
+            .await
+            .unwrap()
+        {
+            Err(AmqpError::PublishRefused(r)) => {
+                assert_eq!(r.routing_key, format!("{name}.app.m{i}"));
+                assert_eq!(r.code, Some(406));
+                assert!(r.reason.contains("user_id"), "{}", r.reason);
+            }
+            other => panic!("message {i}: {other:?}"),
+        }
+    }
+    let c = count(&mut events);
+    assert_eq!((c.connected, c.disconnected, c.refused), (0, 0, 3), "{c:?}");
+    session.shutdown(Duration::from_secs(5)).await;
+}

@@ -142,3 +142,26 @@ pub(super) async fn supervise(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_with_full_jitter_below_the_cap() {
+        let base = Duration::from_secs(1);
+        for attempt in 1..=10u32 {
+            let ceiling = (base * 2u32.pow(attempt - 1)).min(MAX_RECONNECT_DELAY);
+            let waits: Vec<Duration> = (0..200).map(|_| backoff(base, attempt)).collect();
+            assert!(waits.iter().all(|w| *w < ceiling), "attempt {attempt}");
+            // Full jitter: spread over the whole range, not in lockstep.
+            let low = waits.iter().filter(|w| **w < ceiling / 4).count();
+            let high = waits.iter().filter(|w| **w > ceiling * 3 / 4).count();
+            assert!(
+                low > 10 && high > 10,
+                "attempt {attempt}: {low} low, {high} high"
+            );
+        }
+        assert!(backoff(base, 40) < MAX_RECONNECT_DELAY);
+    }
+}

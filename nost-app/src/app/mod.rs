@@ -652,28 +652,40 @@ impl Application {
     fn shut_down_on_signals(&self) {
         let app = self.clone();
         tokio::spawn(async move {
-            let term = async {
-                #[cfg(unix)]
-                {
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    {
-                        Ok(mut s) => {
-                            s.recv().await;
-                        }
-                        Err(_) => std::future::pending::<()>().await,
-                    }
-                }
-                #[cfg(not(unix))]
-                std::future::pending::<()>().await
-            };
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term => {}
+                _ = next_signal() => {}
                 _ = app.closed() => return,
             }
-            tracing::info!(target: "nost_app", "signal received; shutting down");
-            app.shut_down().await;
+            tracing::info!(target: "nost_app", "signal received; shutting down (a second signal exits at once)");
+            tokio::select! {
+                _ = app.shut_down() => {}
+                _ = next_signal() => {
+                    tracing::warn!(target: "nost_app", "second signal; exiting without finishing the shutdown");
+                    std::process::exit(130);
+                }
+            }
         });
+    }
+}
+
+/// The next SIGINT or SIGTERM.
+async fn next_signal() {
+    let term = async {
+        #[cfg(unix)]
+        {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
     }
 }
 
