@@ -248,7 +248,11 @@ pub(crate) fn classify(error: &str, description: &str, status: u16, req: Request
 
     let inactive = if d.contains("token is not active") {
         Some(InactiveReason::TokenNotActive)
-    } else if d.contains("client session not active") {
+    } else if d.contains("client session not active")
+        || d.contains("session doesn't have required client")
+    {
+        // The latter: Keycloak 26 after it revoked the client session
+        // (e.g. a rotated refresh token was reused).
         Some(InactiveReason::ClientSessionNotActive)
     } else if d.contains("session not active") {
         Some(InactiveReason::SessionNotActive)
@@ -347,6 +351,18 @@ mod tests {
             e,
             AuthError::SessionNotActive {
                 reason: InactiveReason::UnmatchingClients
+            }
+        );
+        let e = classify(
+            "invalid_grant",
+            "Session doesn't have required client",
+            400,
+            refresh,
+        );
+        assert_eq!(
+            e,
+            AuthError::SessionNotActive {
+                reason: InactiveReason::ClientSessionNotActive
             }
         );
     }

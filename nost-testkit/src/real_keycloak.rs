@@ -542,11 +542,28 @@ pub fn post_form(
     let body: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form)
         .finish();
+    http(
+        port,
+        "POST",
+        path,
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        &body,
+    )
+}
+
+/// One HTTP/1.0 request on 127.0.0.1:`port`; `headers` are complete lines.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> Result<(u16, serde_json::Value), KeycloakError> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         s,
-        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n{headers}Accept: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
     let mut answer = Vec::new();
@@ -565,6 +582,48 @@ pub fn post_form(
 }
 
 impl RealKeycloakInfo {
+    /// An access token of the bootstrap admin (master realm, `admin-cli`).
+    pub fn admin_token(&self) -> Result<String, KeycloakError> {
+        let (status, body) = post_form(
+            self.port,
+            "/realms/master/protocol/openid-connect/token",
+            &[
+                ("grant_type", "password"),
+                ("client_id", "admin-cli"),
+                ("username", &self.admin_user),
+                ("password", &self.admin_password),
+            ],
+        )?;
+        body.get("access_token")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| KeycloakError::Command {
+                command: "admin login".into(),
+                detail: format!("HTTP {status}, error {:?}", body.get("error")),
+            })
+    }
+
+    /// `PUT /admin/realms/NOS-T` with `update` (a partial realm
+    /// representation).
+    pub fn update_realm(&self, update: &serde_json::Value) -> Result<(), KeycloakError> {
+        let token = self.admin_token()?;
+        let (status, body) = http(
+            self.port,
+            "PUT",
+            &format!("/admin/realms/{REALM}"),
+            &format!("Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"),
+            &update.to_string(),
+        )?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(KeycloakError::Command {
+                command: "PUT realm".into(),
+                detail: format!("HTTP {status}: {body}"),
+            })
+        }
+    }
+
     /// A token request to the realm's token endpoint (see [`post_form`]).
     pub fn token_request(
         &self,

@@ -283,7 +283,14 @@ impl NostRealm {
             "refreshTokenMaxReuse": 0,
             // Tests running side by side log the OTP user in within one
             // 30 s period: the same code must work twice (Keycloak's
-            // default refuses a used code).
+            // default refuses a used code). Keycloak reads the OTP policy
+            // only as a whole: without `otpPolicyType` the flag is ignored.
+            "otpPolicyType": "totp",
+            "otpPolicyAlgorithm": "HmacSHA1",
+            "otpPolicyDigits": TOTP_DIGITS,
+            "otpPolicyPeriod": TOTP_PERIOD,
+            "otpPolicyLookAheadWindow": 1,
+            "otpPolicyInitialCounter": 0,
             "otpPolicyCodeReusable": true,
             "clientScopes": scopes,
             "clients": [

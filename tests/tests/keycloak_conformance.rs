@@ -18,8 +18,33 @@ use nost_testkit::realm::{
 use nost_testkit::{KeycloakEmulator, SigningKey};
 use serde_json::Value;
 
-/// Differences kept on purpose: `(case, aspect, reason)`.
-const KNOWN: &[(&str, &str, &str)] = &[];
+/// Differences kept on purpose: `(case, aspect, reason)` (`*`: every case).
+/// Found against Keycloak 26.4.0; everything else was made equal in the
+/// emulation (status 401 for a client without service account, the bare
+/// `Unsupported grant_type`, `id_token` and `openid` in `scope` when the
+/// grant asks for `scope=openid`).
+const KNOWN: &[(&str, &str, &str)] = &[
+    (
+        "*",
+        "aud",
+        "the emulation puts [rabbitmq, account] in aud, as a stock realm does through its `roles` client scope; the test realm has only the audience mapper, so Keycloak sends \"rabbitmq\" alone. Both contain rabbitmq, the one thing the broker checks",
+    ),
+    (
+        "client_credentials",
+        "fields",
+        "Keycloak 26 creates no user session for client_credentials without refresh tokens, so its answer has no session_state; the emulation keeps the field of older versions, which spec/keycloak.md lists and the harness and testkit suites pin; nost-auth never reads it",
+    ),
+    (
+        "refresh_token, another client",
+        "error_description",
+        "Keycloak 26 says \"Invalid refresh token. Token client and authorized client don't match\", older versions (spec/keycloak.md, pinned by the harness and testkit suites) \"Unmatching clients\"; nost-auth classifies both as UnmatchingClients",
+    ),
+    (
+        "refresh_token, garbage",
+        "error_description",
+        "Keycloak says \"Invalid refresh token\" for a token it cannot parse; the emulation answers \"Session not active\" for any unknown token (pinned by the testkit suite); nost-auth maps both to a refused refresh (invalid_grant)",
+    ),
+];
 
 /// The parts of an answer that are compared.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -143,8 +143,8 @@ impl Background {
 }
 
 /// `cargo xtask keycloak [--write DIR]`.
-pub fn command(write: Option<&Path>) -> ExitCode {
-    match run(write) {
+pub fn command(write: Option<&Path>, token_lifespan: u32) -> ExitCode {
+    match run(write, token_lifespan) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xtask: {e:#}");
@@ -154,12 +154,12 @@ pub fn command(write: Option<&Path>) -> ExitCode {
     }
 }
 
-fn run(write: Option<&Path>) -> Result<()> {
+fn run(write: Option<&Path>, token_lifespan: u32) -> Result<()> {
     let started = Instant::now();
     let mut realm = NostRealm::generate();
-    // By hand, a minute is long enough to look at a token and still see
-    // renewals within a short session.
-    realm.access_token_lifespan = 60;
+    // By hand, a minute (the default) is long enough to look at a token
+    // and still see renewals within a short session.
+    realm.access_token_lifespan = token_lifespan.max(1);
     let mut kc = RealKeycloak::prepare(KeycloakOptions {
         realm,
         ..KeycloakOptions::default()
@@ -174,6 +174,7 @@ fn run(write: Option<&Path>) -> Result<()> {
     .context("OAuth2 node")?;
     let amqp_port = node.amqp_port();
     let node_name = node.node_name().to_owned();
+    let mut test_env = node.export_env();
     put(&NODE, node);
     let kc = kc_thread
         .join()
@@ -189,6 +190,14 @@ fn run(write: Option<&Path>) -> Result<()> {
     let (access, refresh) = pre_acquired_tokens(&info)?;
     let files = mode_files(&info, amqp_port);
     print_summary(&info, amqp_port, &node_name, &files);
+    test_env.extend(info.to_env());
+    let exports: String = test_env
+        .iter()
+        .map(|(k, v)| format!("export {k}='{v}'\n"))
+        .collect();
+    println!(
+        "\n# For the test suites by hand (cargo test -p nost-tests --test real_keycloak):\n{exports}"
+    );
     if let Some(dir) = write {
         std::fs::create_dir_all(dir)?;
         for (name, yaml, env) in &files {
@@ -201,6 +210,7 @@ fn run(write: Option<&Path>) -> Result<()> {
             dir.join("otp-secret.txt"),
             format!("{}\n", info.realm.otp_secret_base32()),
         )?;
+        std::fs::write(dir.join("test.env"), &exports)?;
         std::fs::write(dir.join("ready"), "ready\n")?;
         eprintln!("xtask: wrote the files to {}", dir.display());
     }

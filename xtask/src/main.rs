@@ -70,6 +70,9 @@ enum Cmd {
         /// the pre-acquired tokens, otp-secret.txt and, last, DIR/ready.
         #[arg(long, value_name = "DIR")]
         write: Option<PathBuf>,
+        /// Access token lifespan of the realm, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        token_lifespan: u32,
     },
 }
 
@@ -365,7 +368,10 @@ fn main() -> ExitCode {
             );
         }
         Cmd::Bench { bench_args } => return bench(&running, &bench_args),
-        Cmd::Keycloak { write } => return keycloak::command(write.as_deref()),
+        Cmd::Keycloak {
+            write,
+            token_lifespan,
+        } => return keycloak::command(write.as_deref(), token_lifespan),
         Cmd::Node => {
             return match start_node(&running, Vec::new()) {
                 Ok(Started { env, node, dir }) => {
