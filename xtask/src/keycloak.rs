@@ -67,7 +67,7 @@ pub struct Background {
     trust: Vec<String>,
     dir: PathBuf,
     started: Instant,
-    thread: Option<JoinHandle<Result<RealKeycloak>>>,
+    thread: Option<JoinHandle<Result<(RealKeycloak, f64)>>>,
 }
 
 impl Background {
@@ -81,14 +81,15 @@ impl Background {
             "xtask: starting Keycloak {} in the background",
             nost_testkit::real_keycloak::KEYCLOAK_VERSION
         );
+        let started = Instant::now();
         let thread = std::thread::spawn(move || {
             kc.start().context("Keycloak")?;
-            Ok(kc)
+            Ok((kc, started.elapsed().as_secs_f64()))
         });
         Ok(Background {
             trust,
             dir,
-            started: Instant::now(),
+            started,
             thread: Some(thread),
         })
     }
@@ -104,11 +105,11 @@ impl Background {
             .thread
             .take()
             .ok_or_else(|| anyhow!("Keycloak was already awaited"))?;
-        let kc = thread
+        let (kc, boot) = thread
             .join()
             .map_err(|_| anyhow!("the Keycloak start thread panicked"))??;
         eprintln!(
-            "xtask: Keycloak ready at {} ({:.1} s after its start)",
+            "xtask: Keycloak ready at {} (it took {boot:.1} s to start; awaited {:.1} s after its start)",
             kc.info().base_url(),
             self.started.elapsed().as_secs_f64()
         );
@@ -122,7 +123,7 @@ impl Background {
     pub fn stop(mut self) -> Result<()> {
         if let Some(thread) = self.thread.take() {
             // Still booting (or failed): wait for the thread, then stop.
-            if let Ok(Ok(mut kc)) = thread.join() {
+            if let Ok(Ok((mut kc, _))) = thread.join() {
                 kc.stop();
             }
         }
