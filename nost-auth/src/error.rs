@@ -336,13 +336,21 @@ pub(crate) fn classify(error: &str, description: &str, status: u16, req: Request
 
     let inactive = if d.contains("token is not active") {
         Some(InactiveReason::TokenNotActive)
-    } else if d.contains("client session not active") {
+    } else if d.contains("client session not active")
+        || d.contains("session doesn't have required client")
+    {
+        // The latter: Keycloak 26 after it revoked the client session
+        // (e.g. a rotated refresh token was reused).
         Some(InactiveReason::ClientSessionNotActive)
     } else if d.contains("session not active") {
         Some(InactiveReason::SessionNotActive)
     } else if d.contains("stale token") {
         Some(InactiveReason::StaleToken)
-    } else if d.contains("unmatching clients") {
+    } else if d.contains("unmatching clients")
+        || d.contains("token client and authorized client don't match")
+    {
+        // Keycloak 26 says "Invalid refresh token. Token client and
+        // authorized client don't match"; older ones "Unmatching clients".
         Some(InactiveReason::UnmatchingClients)
     } else if d.contains("refresh token reuse") {
         Some(InactiveReason::ReuseExceeded)
@@ -413,6 +421,39 @@ mod tests {
         otp_sent: false,
         client_id: "c",
     };
+
+    #[test]
+    fn keycloak_26_wording_of_another_clients_refresh_token_is_recognised() {
+        let refresh = Request {
+            password_grant: false,
+            refresh_grant: true,
+            ..PW
+        };
+        let e = classify(
+            "invalid_grant",
+            "Invalid refresh token. Token client and authorized client don't match",
+            400,
+            refresh,
+        );
+        assert_eq!(
+            e,
+            AuthError::SessionNotActive {
+                reason: InactiveReason::UnmatchingClients
+            }
+        );
+        let e = classify(
+            "invalid_grant",
+            "Session doesn't have required client",
+            400,
+            refresh,
+        );
+        assert_eq!(
+            e,
+            AuthError::SessionNotActive {
+                reason: InactiveReason::ClientSessionNotActive
+            }
+        );
+    }
 
     #[test]
     fn otp_keywords() {

@@ -53,7 +53,6 @@ pub use mode::{AuthMode, ModeError, ModeErrorKind, ModeKind, Tokens, VALID_MODES
 pub use schema::{
     ApplicationConfig, BrokerEndpoint, Config, DEFAULT_MAX_BODY_SIZE, Execution, GeneralConfig,
     KeycloakConfig, LoggerApplicationConfig, LoggingConfig, ManagedApplicationConfig,
-    ManagerConfig, QueueType,
-    RabbitMqConfig, Servers,
+    ManagerConfig, QueueType, RabbitMqConfig, Servers,
 };
 pub use secrecy::{ExposeSecret, SecretString};

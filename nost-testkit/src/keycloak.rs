@@ -111,6 +111,8 @@ struct RefreshRecord {
     expires_at: Instant,
     issued_at: i64,
     used: bool,
+    /// The grant asked for `scope=openid`: refreshes carry an ID token too.
+    openid: bool,
 }
 
 struct State {
@@ -134,6 +136,8 @@ struct State {
     fail_remaining: usize,
     fail_plain: bool,
     requests: Vec<BTreeMap<String, String>>,
+    /// The request being answered asked for `scope=openid`.
+    openid_asked: bool,
 }
 
 /// Who a token is for.
@@ -189,13 +193,16 @@ impl State {
                 expires_at: Instant::now() + Duration::from_secs(self.refresh_lifetime),
                 issued_at: unix_now(),
                 used: false,
+                openid: self.openid_asked,
             },
         );
         token
     }
 
     /// Builds the 200 answer for a grant; `with_refresh` decides whether a
-    /// refresh token is included.
+    /// refresh token is included. When the grant asked for `scope=openid`
+    /// (`self.openid_asked`), the scope starts with `openid` and an
+    /// `id_token` comes back, as Keycloak does.
     fn token_response(
         &mut self,
         who: &Subject<'_>,
@@ -203,6 +210,10 @@ impl State {
         with_refresh: bool,
     ) -> ResponseTemplate {
         let lifetime = i64::try_from(self.access_lifetime).unwrap_or(i64::MAX / 2);
+        let saved_scope = self.scope.clone();
+        if self.openid_asked && !self.scope.split_whitespace().any(|w| w == "openid") {
+            self.scope = format!("openid {}", self.scope);
+        }
         let access = self.sign(&self.claims(who, lifetime, Some(session)));
         let mut body = json!({
             "access_token": access,
@@ -213,6 +224,24 @@ impl State {
             "session_state": session,
             "scope": self.scope,
         });
+        if self.openid_asked {
+            let now = unix_now();
+            let id_token = self.sign(&json!({
+                "exp": now + lifetime,
+                "iat": now,
+                "jti": random_uuid(),
+                "iss": self.issuer,
+                "aud": who.client_id,
+                "sub": who.sub,
+                "typ": "ID",
+                "azp": who.client_id,
+                "sid": session,
+            }));
+            if let Some(map) = body.as_object_mut() {
+                map.insert("id_token".into(), json!(id_token));
+            }
+        }
+        self.scope = saved_scope;
         if with_refresh {
             let refresh = self.new_refresh_token(who, session);
             if let Some(map) = body.as_object_mut() {
@@ -321,6 +350,9 @@ fn handle(
         };
     }
 
+    state.openid_asked = form
+        .get("scope")
+        .is_some_and(|s| s.split_whitespace().any(|w| w == "openid"));
     let Some(grant_type) = form.get("grant_type").filter(|g| !g.is_empty()) else {
         return error(400, "invalid_request", "Missing form parameter: grant_type");
     };
@@ -346,18 +378,14 @@ fn handle(
         "client_credentials" => client_credentials(state, &client_id, &client),
         "password" => password(state, form, &client_id, &client),
         "refresh_token" => refresh(state, form, &client_id),
-        _ => error(
-            400,
-            "unsupported_grant_type",
-            &format!("Unsupported grant_type {grant_type}"),
-        ),
+        _ => error(400, "unsupported_grant_type", "Unsupported grant_type"),
     }
 }
 
 fn client_credentials(state: &mut State, client_id: &str, client: &Client) -> ResponseTemplate {
     if !client.service_account {
         return error(
-            400,
+            401,
             "unauthorized_client",
             "Client not enabled to retrieve service account",
         );
@@ -479,6 +507,7 @@ fn refresh(
         username: record.username.as_deref(),
         client_id,
     };
+    state.openid_asked = state.openid_asked || record.openid;
     state.token_response(&who, &record.session, true)
 }
 
@@ -533,6 +562,7 @@ impl KeycloakEmulator {
             fail_remaining: 0,
             fail_plain: false,
             requests: Vec::new(),
+            openid_asked: false,
         }));
         Mock::given(method("POST"))
             .and(path(format!(
@@ -769,6 +799,7 @@ impl KeycloakEmulator {
     /// not be registered; `sub` is the user's id if known, else the user name.
     pub fn issue_session(&self, username: &str, client_id: &str) -> (String, String) {
         let mut s = self.state();
+        s.openid_asked = false;
         let sub = s
             .users
             .get(username)

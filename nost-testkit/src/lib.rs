@@ -1,7 +1,8 @@
 //! Test support for nost-rs, never shipped: a throwaway OAuth2-enabled
 //! RabbitMQ node ([`broker`]), a cluster of such nodes ([`cluster`]) and a Keycloak emulation on wiremock
 //! ([`keycloak`]) that mints real RS256 tokens the node verifies, and the
-//! Python `nost_tools` peer in a virtual environment ([`python`]).
+//! Python `nost_tools` peer in a virtual environment ([`python`]); a real
+//! Keycloak with the NOS-T realm ([`real_keycloak`], [`realm`]).
 //!
 //! ```no_run
 //! use nost_testkit::broker::{BrokerOptions, OAuthBroker, OAuthBrokerInfo};
@@ -32,4 +33,6 @@ pub mod broker;
 pub mod cluster;
 pub mod keycloak;
 pub mod python;
+pub mod real_keycloak;
+pub mod realm;
 pub use keycloak::*;

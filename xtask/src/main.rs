@@ -12,6 +12,11 @@
 //! - `demo`: the README's main job: `nost demo` on the local broker, with a
 //!   throwaway node (and RabbitMQ installed first) when none answers.
 //! - `fuzz [SECONDS]`: run each cargo-fuzz target of `fuzz/` (nightly).
+//! - `keycloak [--write DIR]`: a real Keycloak with the NOS-T realm and an
+//!   OAuth2 node trusting it; prints URLs, clients, users and a YAML + `.env`
+//!   per mode, stops both on Enter or Ctrl-C. `test` and `integration` start
+//!   the same Keycloak in the background (`NOST_TEST_KEYCLOAK_*`; set
+//!   `NOST_XTASK_KEYCLOAK=0` to leave it out).
 //!
 //! The node is always stopped and its directory removed, also when tests
 //! fail or on Ctrl-C/SIGTERM; a final check looks for leftovers.
@@ -31,6 +36,8 @@ use nost_testkit::cluster::Cluster;
 
 mod cluster;
 mod demo;
+
+mod keycloak;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "nost-rs automation")]
@@ -73,8 +80,6 @@ enum Cmd {
         #[arg(last = true)]
         bench_args: Vec<String>,
     },
-    /// The main job: `nost demo` on the local broker, starting a throwaway
-    /// node (installing rabbitmq-server first) when none answers.
     /// A RabbitMQ cluster on loopback (basic auth and JWTs), until Enter,
     /// Ctrl-C or SIGTERM.
     Cluster {
@@ -85,6 +90,8 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         write: Option<PathBuf>,
     },
+    /// The main job: `nost demo` on the local broker, starting a throwaway
+    /// node (installing rabbitmq-server first) when none answers.
     Demo {
         /// Always start a throwaway node, even when localhost:5672 answers.
         #[arg(long)]
@@ -92,6 +99,16 @@ enum Cmd {
         /// Arguments for `nost demo` (after `--`, e.g. `--minutes 5`).
         #[arg(last = true)]
         demo_args: Vec<String>,
+    },
+    /// A real Keycloak (NOS-T realm) and an OAuth2 node trusting it, until Enter.
+    Keycloak {
+        /// Also write DIR/{service_account,user_account,user_otp,pre_acquired}.{yaml,env},
+        /// the pre-acquired tokens, otp-secret.txt and, last, DIR/ready.
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
+        /// Access token lifespan of the realm, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        token_lifespan: u32,
     },
 }
 
@@ -223,10 +240,14 @@ struct Started {
     dir: PathBuf,
 }
 
-fn start_node(running: &Running) -> Result<Started> {
+fn start_node(running: &Running, extra_config: Vec<String>) -> Result<Started> {
     eprintln!("xtask: starting the OAuth2 RabbitMQ node");
     let started = Instant::now();
-    let broker = OAuthBroker::start(BrokerOptions::default()).context("OAuth2 node")?;
+    let broker = OAuthBroker::start(BrokerOptions {
+        extra_config,
+        ..BrokerOptions::default()
+    })
+    .context("OAuth2 node")?;
     eprintln!(
         "xtask: OAuth2 node {} ready in {:.1} s (amqp {}, amqps {})",
         broker.node_name(),
@@ -273,22 +294,46 @@ fn check_leftovers(node: &str, dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// Keycloak, booting in the background from the start of the run (when
+/// wanted and it could be prepared).
+fn start_keycloak(summary: &mut Summary) -> Option<keycloak::Background> {
+    if !keycloak::wanted() {
+        eprintln!("xtask: NOST_XTASK_KEYCLOAK=0: no real Keycloak for this run");
+        return None;
+    }
+    let t = Instant::now();
+    match keycloak::Background::start() {
+        Ok(kc) => Some(kc),
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            summary.record("prepare Keycloak", false, t);
+            None
+        }
+    }
+}
+
 /// Build the tests first (the node would idle meanwhile), then start the
-/// node, run them with its environment, stop it, check for leftovers.
+/// node, run them with its environment (and Keycloak's, started earlier in
+/// the background), stop both, check for leftovers.
 fn tests_with_node(
     running: &Running,
     summary: &mut Summary,
     test_args: &[&str],
     extra: &[String],
+    mut kc: Option<keycloak::Background>,
 ) -> bool {
     let t = Instant::now();
     let mut build: Vec<&str> = test_args.to_vec();
     build.push("--no-run");
     if !summary.record("build tests", cargo(running, &build, &[], &[]), t) {
+        if let Some(kc) = kc {
+            let _ = kc.stop();
+        }
         return false;
     }
     let t = Instant::now();
-    let Started { env, node, dir } = match start_node(running) {
+    let trust = kc.as_ref().map(keycloak::Background::broker_config);
+    let Started { mut env, node, dir } = match start_node(running, trust.unwrap_or_default()) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("xtask: {e:#}");
@@ -296,18 +341,36 @@ fn tests_with_node(
         }
     };
     summary.record("start OAuth2 node", true, t);
+    let mut kc_ok = true;
+    if let Some(kc) = kc.as_mut() {
+        let t = Instant::now();
+        match kc.wait() {
+            Ok(kc_env) => env.extend(kc_env),
+            Err(e) => {
+                eprintln!("xtask: {e:#}");
+                kc_ok = false;
+            }
+        }
+        summary.record("wait for Keycloak", kc_ok, t);
+    }
     let t = Instant::now();
-    let ok = cargo(running, test_args, extra, &env);
+    let ok = kc_ok && cargo(running, test_args, extra, &env);
     summary.record(&format!("cargo {}", test_args.join(" ")), ok, t);
     let t = Instant::now();
     running.stop_node();
-    let clean = match check_leftovers(&node, &dir) {
+    let mut clean = match check_leftovers(&node, &dir) {
         Ok(()) => true,
         Err(e) => {
             eprintln!("xtask: {e:#}");
             false
         }
     };
+    if let Some(kc) = kc
+        && let Err(e) = kc.stop()
+    {
+        eprintln!("xtask: {e:#}");
+        clean = false;
+    }
     summary.record("stop node, no leftovers", clean, t);
     ok && clean
 }
@@ -327,6 +390,7 @@ fn main() -> ExitCode {
                 .status();
         }
         on_signal.stop_node();
+        keycloak::stop_on_signal();
         eprintln!("xtask: interrupted");
         std::process::exit(130);
     });
@@ -340,6 +404,7 @@ fn main() -> ExitCode {
             no_clippy,
             test_args,
         } => {
+            let kc = start_keycloak(&mut summary);
             if !no_fmt {
                 let t = Instant::now();
                 let ok = cargo(&running, &["fmt", "--all", "--", "--check"], &[], &[]);
@@ -358,14 +423,22 @@ fn main() -> ExitCode {
                 let ok = cargo(&running, &args, &[], &[]);
                 summary.record("cargo clippy --workspace --all-targets -D warnings", ok, t);
             }
-            tests_with_node(&running, &mut summary, &["test", "--workspace"], &test_args);
+            tests_with_node(
+                &running,
+                &mut summary,
+                &["test", "--workspace"],
+                &test_args,
+                kc,
+            );
         }
         Cmd::Integration { test_args } => {
+            let kc = start_keycloak(&mut summary);
             tests_with_node(
                 &running,
                 &mut summary,
                 &["test", "-p", "nost-tests"],
                 &test_args,
+                kc,
             );
         }
         Cmd::Bench { bench_args } => return bench(&running, &bench_args),
@@ -377,8 +450,12 @@ fn main() -> ExitCode {
             demo_args,
         } => return demo::demo(&running, own_node, &demo_args),
         Cmd::Fuzz { seconds } => return fuzz::run(seconds),
+        Cmd::Keycloak {
+            write,
+            token_lifespan,
+        } => return keycloak::command(write.as_deref(), token_lifespan),
         Cmd::Node => {
-            return match start_node(&running) {
+            return match start_node(&running, Vec::new()) {
                 Ok(Started { env, node, dir }) => {
                     for (k, v) in &env {
                         println!("export {k}='{v}'");
