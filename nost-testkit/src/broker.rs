@@ -207,6 +207,11 @@ pub struct BrokerOptions {
     pub watchdog: bool,
     /// Extra `rabbitmq.conf` lines appended to the measured configuration.
     pub extra_config: Vec<String>,
+    /// The Erlang cookie (nodes of one cluster share it). Default: random.
+    pub cookie: Option<String>,
+    /// A directory with `rsa.pem`/`rsa_pub.pem` to trust instead of a new
+    /// key pair (nodes of one cluster verify the same tokens).
+    pub keys_from: Option<PathBuf>,
 }
 
 impl Default for BrokerOptions {
@@ -216,6 +221,8 @@ impl Default for BrokerOptions {
             boot_timeout: Duration::from_secs(60),
             watchdog: true,
             extra_config: Vec::new(),
+            cookie: None,
+            keys_from: None,
         }
     }
 }
@@ -346,11 +353,22 @@ kill -KILL "-$group" 2>/dev/null
 rm -rf "$dir"
 "#;
 
+/// 20 random capital letters: an Erlang cookie.
+pub(crate) fn random_cookie() -> String {
+    let bytes: [u8; 20] = rand::random();
+    bytes.iter().map(|b| char::from(b'A' + b % 26)).collect()
+}
+
+/// Whether Debian's RabbitMQ server is installed (where the node is started from).
+pub fn rabbitmq_installed() -> bool {
+    Path::new(BIN).join("rabbitmq-server").exists()
+}
+
 impl OAuthBroker {
     /// Start a node and wait until it accepts AMQP logins
     /// (`rabbitmqctl await_startup` succeeded).
     pub fn start(options: BrokerOptions) -> Result<OAuthBroker, BrokerError> {
-        if !Path::new(BIN).join("rabbitmq-server").exists() {
+        if !rabbitmq_installed() {
             return Err(BrokerError::NotInstalled);
         }
         let tmp = tempfile::Builder::new()
@@ -371,20 +389,21 @@ impl OAuthBroker {
             kid: KID.to_owned(),
         };
         let cookie = dir.join("home/.erlang.cookie");
-        let cookie_value: [u8; 20] = rand::random();
-        std::fs::write(
-            &cookie,
-            cookie_value
-                .iter()
-                .map(|b| char::from(b'A' + b % 26))
-                .collect::<String>(),
-        )?;
+        let cookie_value = options.cookie.clone().unwrap_or_else(random_cookie);
+        std::fs::write(&cookie, cookie_value)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&cookie, std::fs::Permissions::from_mode(0o400))?;
         }
-        make_rsa_key(&dir.join("keys/rsa.pem"), &dir.join("keys/rsa_pub.pem"))?;
+        match &options.keys_from {
+            Some(from) => {
+                for f in ["rsa.pem", "rsa_pub.pem"] {
+                    std::fs::copy(from.join(f), dir.join("keys").join(f))?;
+                }
+            }
+            None => make_rsa_key(&dir.join("keys/rsa.pem"), &dir.join("keys/rsa_pub.pem"))?,
+        }
         make_tls(&dir.join("tls"))?;
         let d = |p: &str| dir.join(p).display().to_string();
         std::fs::write(
@@ -588,6 +607,30 @@ log.file.level = debug
     /// Run `rabbitmqctl -n NODE ARGS…` against this node (stdout on success).
     pub fn rabbitmqctl(&self, args: &[&str]) -> Result<String, BrokerError> {
         self.info.rabbitmqctl(args)
+    }
+
+    /// SIGKILL the node's process group: a crash, no clean shutdown. The
+    /// directory stays until [`stop`](Self::stop).
+    pub fn kill(&self) -> Result<(), BrokerError> {
+        let Some(child) = &self.child else {
+            return Ok(());
+        };
+        let group = format!("-{}", child.id());
+        run(Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::piped()))?;
+        // Gone once nothing of the group answers a signal any more.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline
+            && Command::new("kill")
+                .args(["-0", "--", &group])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
     }
 
     /// `NOST_TEST_OAUTH_*` variables that let another process use this node

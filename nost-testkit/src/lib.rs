@@ -1,5 +1,5 @@
 //! Test support for nost-rs, never shipped: a throwaway OAuth2-enabled
-//! RabbitMQ node ([`broker`]) and a Keycloak emulation on wiremock
+//! RabbitMQ node ([`broker`]), a cluster of such nodes ([`cluster`]) and a Keycloak emulation on wiremock
 //! ([`keycloak`]) that mints real RS256 tokens the node verifies, and the
 //! Python `nost_tools` peer in a virtual environment ([`python`]).
 //!
@@ -29,6 +29,7 @@
 //! ```
 
 pub mod broker;
+pub mod cluster;
 pub mod keycloak;
 pub mod python;
 pub use keycloak::*;

@@ -9,6 +9,9 @@
 //! - `bench`: build `nost-bench` in release mode and run every benchmark
 //!   (not part of `test`: timings never decide a pass).
 //! - `fuzz [SECONDS]`: run each cargo-fuzz target of `fuzz/` (nightly).
+//! - `cluster`: a RabbitMQ cluster on loopback until Enter or Ctrl-C.
+//! - `demo`: the README's main job: `nost demo` on the local broker, with a
+//!   throwaway node (and RabbitMQ installed first) when none answers.
 //!
 //! The node is always stopped and its directory removed, also when tests
 //! fail or on Ctrl-C/SIGTERM; a final check looks for leftovers.
@@ -24,6 +27,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use nost_testkit::broker::{BrokerOptions, OAuthBroker};
+use nost_testkit::cluster::Cluster;
+
+mod cluster;
+mod demo;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "nost-rs automation")]
@@ -66,12 +73,35 @@ enum Cmd {
         #[arg(last = true)]
         bench_args: Vec<String>,
     },
+    /// The main job: `nost demo` on the local broker, starting a throwaway
+    /// node (installing rabbitmq-server first) when none answers.
+    /// A RabbitMQ cluster on loopback (basic auth and JWTs), until Enter,
+    /// Ctrl-C or SIGTERM.
+    Cluster {
+        /// How many nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Also write DIR/{cluster.yaml,.env,nodes.txt} and DIR/ready last.
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
+    },
+    Demo {
+        /// Always start a throwaway node, even when localhost:5672 answers.
+        #[arg(long)]
+        own_node: bool,
+        /// Arguments for `nost demo` (after `--`, e.g. `--minutes 5`).
+        #[arg(last = true)]
+        demo_args: Vec<String>,
+    },
 }
 
 /// The node and the running cargo child, reachable from the signal handler.
 #[derive(Default)]
 struct Running {
     broker: Mutex<Option<OAuthBroker>>,
+    cluster: Mutex<Option<Cluster>>,
+    /// Files that say "ready" (`--write DIR`): removed when stopping.
+    ready_files: Mutex<Vec<PathBuf>>,
     child: AtomicU32,
     interrupted: AtomicBool,
 }
@@ -88,7 +118,24 @@ impl Running {
             let t = Instant::now();
             broker.stop();
             eprintln!(
-                "xtask: OAuth2 node stopped in {:.1} s",
+                "xtask: RabbitMQ node stopped in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+        let mut slot = match self.cluster.lock() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Ok(mut files) = self.ready_files.lock() {
+            for f in files.drain(..) {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+        if let Some(mut cluster) = slot.take() {
+            let t = Instant::now();
+            cluster.stop();
+            eprintln!(
+                "xtask: RabbitMQ cluster stopped in {:.1} s",
                 t.elapsed().as_secs_f64()
             );
         }
@@ -132,6 +179,24 @@ fn cargo(running: &Running, args: &[&str], extra: &[String], env: &[(String, Str
     eprintln!("xtask: cargo {line}");
     let mut cmd = Command::new(cargo);
     cmd.args(args);
+    // `cargo run` set these for xtask itself; inherited, they look like a
+    // changed environment to build scripts (ring's reads CARGO_PKG_*), which
+    // then rebuild on every switch between `cargo build` and `cargo xtask`.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || matches!(
+                key.as_ref(),
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+            )
+        {
+            cmd.env_remove(key.as_ref());
+        }
+    }
     if !extra.is_empty() {
         cmd.arg("--").args(extra);
     }
@@ -305,6 +370,13 @@ fn main() -> ExitCode {
         }
         Cmd::Bench { bench_args } => return bench(&running, &bench_args),
         Cmd::Fuzz { seconds } => return fuzz::run(seconds),
+        Cmd::Cluster { nodes, write } => {
+            return cluster::cluster(&running, nodes, write.as_deref());
+        }
+        Cmd::Demo {
+            own_node,
+            demo_args,
+        } => return demo::demo(&running, own_node, &demo_args),
         Cmd::Node => {
             return match start_node(&running) {
                 Ok(Started { env, node, dir }) => {
@@ -349,10 +421,8 @@ fn bench(running: &Running, args: &[String]) -> ExitCode {
     ) {
         return ExitCode::FAILURE;
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
+    let root = workspace_root();
+    let target = target_dir();
     let exe = target.join("release/nost-bench");
     eprintln!("xtask: {} run {}", exe.display(), args.join(" "));
     let spawned = Command::new(&exe)
@@ -376,4 +446,16 @@ fn bench(running: &Running, args: &[String]) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// The workspace's top directory.
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Where cargo puts what it builds.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }

@@ -93,7 +93,7 @@ fn no_broker_hint(e: &AppError) -> String {
         AppError::Amqp(
             nost_amqp::AmqpError::Unreachable { .. } | nost_amqp::AmqpError::ConnectTimeout { .. },
         ) => format!(
-            "{e}\nno RabbitMQ answered. Start one locally, e.g. `apt-get install rabbitmq-server && rabbitmq-server -detached` (it listens on localhost:5672 with guest/guest), or pass --config with your broker"
+            "{e}\nno RabbitMQ answered. From a checkout, `cargo xtask demo` starts a throwaway broker for the demo; or start one locally (`apt-get install rabbitmq-server && rabbitmq-server -detached` listens on localhost:5672 with guest/guest), or pass --config with your broker"
         ),
         other => other.to_string(),
     }
