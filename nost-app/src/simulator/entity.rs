@@ -164,6 +164,32 @@ fn lock<E>(m: &Mutex<E>) -> MutexGuard<'_, E> {
 /// clone; usable from any task (e.g. a message callback) while the
 /// simulator runs: [`lock`](EntityRef::lock) waits at most for the entity's
 /// current `tick`/`tock`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use nost_app::simulator::{Change, Entity, EntityBase, RecordingObserver, Simulator};
+///
+/// struct Satellite { base: EntityBase, fires: Vec<u32> }
+/// impl Entity for Satellite {
+///     fn base(&self) -> &EntityBase { &self.base }
+///     fn base_mut(&mut self) -> &mut EntityBase { &mut self.base }
+/// }
+///
+/// let sim = Simulator::new();
+/// let sat = sim.add_entity(Satellite { base: EntityBase::new("sat-1"), fires: vec![] }).unwrap();
+/// let rec = Arc::new(RecordingObserver::new());
+/// sat.observable().add_observer(rec.clone());
+/// // What an on_fire callback does: find the entity by name and type, update it.
+/// sim.with_entity::<Satellite, _>("sat-1", |s| {
+///     let old = s.fires.len();
+///     s.fires.push(7);
+///     s.base.notify("fires", old, s.fires.len());
+/// });
+/// assert_eq!(sim.entity::<Satellite>("sat-1").unwrap().lock().fires, [7]);
+/// // Delivered once the entity was unlocked.
+/// let c: &Change = &rec.changes()[0].change;
+/// assert_eq!((c.old::<usize>(), c.new_value::<usize>()), (Some(&0), Some(&1)));
+/// ```
 pub struct EntityRef<E> {
     cell: Arc<Mutex<E>>,
     observable: Observable,
