@@ -11,6 +11,7 @@ pub mod managed;
 pub mod manager;
 pub mod messages;
 pub mod ntp;
+pub mod requests;
 pub mod simulator;
 pub mod time_fmt;
 pub mod topics;

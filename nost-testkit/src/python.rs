@@ -42,3 +42,30 @@ pub fn nost_tools_python(target_dir: &Path) -> Result<PathBuf, String> {
     std::fs::write(&marker, "").map_err(|e| format!("{}: {e}", marker.display()))?;
     Ok(python)
 }
+
+/// Make sure `module` imports in `python`'s environment, installing `spec`
+/// with pip when it does not (e.g. `("sgp4", "sgp4==2.27")`).
+pub fn ensure_package(python: &Path, module: &str, spec: &str) -> Result<(), String> {
+    let imports = |py: &Path| {
+        Command::new(py)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if imports(python) {
+        return Ok(());
+    }
+    let out = Command::new(python)
+        .args(["-m", "pip", "install", "-q", spec])
+        .output()
+        .map_err(|e| format!("{}: {e}", python.display()))?;
+    if out.status.success() && imports(python) {
+        Ok(())
+    } else {
+        Err(format!(
+            "pip install {spec} failed (is PyPI reachable?):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}

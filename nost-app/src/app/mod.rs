@@ -211,7 +211,7 @@ impl Application {
                 subscribe_lock: tokio::sync::Mutex::new(()),
                 closing: CancellationToken::new(),
                 closed: tokio::sync::OnceCell::new(),
-                simulator: Simulator::new(),
+                simulator: options.simulator.clone().unwrap_or_default(),
                 outbox,
             }),
         };

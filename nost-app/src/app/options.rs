@@ -40,6 +40,9 @@ pub struct StartOptions {
     /// one token request per renewal. Credentials and tokens above are then
     /// not read.
     pub shared_tokens: Option<super::shared::SharedTokens>,
+    /// Use this simulator (e.g. one with entities already added) instead
+    /// of a new one on the system clock.
+    pub simulator: Option<crate::simulator::Simulator>,
 }
 
 impl fmt::Debug for StartOptions {
@@ -54,6 +57,7 @@ impl fmt::Debug for StartOptions {
             .field("env_file", &self.env_file)
             .field("handle_signals", &self.handle_signals)
             .field("shared_tokens", &self.shared_tokens.is_some())
+            .field("simulator", &self.simulator.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -29,9 +29,13 @@
 
 mod clock;
 mod entity;
+mod intervals;
 mod mode;
+mod observable;
 mod observer;
 
+#[cfg(test)]
+mod entity_tests;
 #[cfg(test)]
 mod tests;
 
@@ -44,14 +48,20 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::{Notify, watch};
 
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use entity::Entity;
+pub use entity::{Entity, EntityBase, EntityGuard, EntityRef, PROPERTY_TIME};
+pub use intervals::{
+    PropertyChangeCallback, ScenarioTimeIntervalCallback, ScenarioTimeIntervalPublisher,
+    WallclockTimeIntervalCallback, WallclockTimeIntervalPublisher,
+};
 pub use mode::{Mode, ParseModeError};
+pub use observable::{Change, EntityObserver, EntityObserverId, Observable, Value};
 pub use observer::{
-    MAX_CATCH_UP, Observer, RecordingObserver, ScenarioIntervalCallback, ScenarioSchedule,
-    SimEvent, TimeStatusPublisher, TimeStatusSchedule, TimeStatusTick,
+    MAX_CATCH_UP, Observer, Recorded, RecordingObserver, ScenarioSchedule, SimEvent,
+    TimeStatusPublisher, TimeStatusSchedule, TimeStatusTick,
 };
 
 use clock::add_saturating;
+use entity::Slot;
 
 /// The longest single sleep of the run loop.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -160,11 +170,12 @@ fn scale(d: TimeDelta, k: f64) -> TimeDelta {
     TimeDelta::microseconds(us.round() as i64)
 }
 
-/// Lock order: `entities` before `state`. Neither is held while observers
-/// run (`delivery` is), and `state` is never held while entities run.
+/// Lock order: `entities` (the list) before `state`. Neither is held while
+/// observers run (`delivery` is), nor while an entity is locked (the run
+/// loop works on a copy of the list).
 struct Inner {
     state: Mutex<State>,
-    entities: Mutex<Vec<Box<dyn Entity>>>,
+    entities: Mutex<Vec<Slot>>,
     delivery: Mutex<()>,
     notify: Notify,
     clock: Arc<dyn Clock>,
@@ -285,11 +296,26 @@ impl Simulator {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn entities(&self) -> MutexGuard<'_, Vec<Box<dyn Entity>>> {
+    fn entities(&self) -> MutexGuard<'_, Vec<Slot>> {
         self.inner
             .entities
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A copy of the entity list, so that no list lock is held while an
+    /// entity is locked (a callback may hold an entity and add another).
+    fn slots(&self) -> Vec<Slot> {
+        self.entities().clone()
+    }
+
+    /// Run `f` on every entity in order, then deliver their changes.
+    fn each_entity(&self, f: impl Fn(&dyn entity::DynEntity)) {
+        let slots = self.slots();
+        for s in &slots {
+            f(s.dynamic.as_ref());
+            s.observable.deliver();
+        }
     }
 
     /// Change the state, then deliver the events it queued and wake the
@@ -358,35 +384,43 @@ impl Simulator {
         s.observers.len() != before
     }
 
-    /// Add an entity. Allowed in UNDEFINED, INITIALIZED or TERMINATED
-    /// outside a run; the mode becomes UNDEFINED.
-    pub fn add_entity(&self, entity: Box<dyn Entity>) -> Result<(), SimError> {
+    /// Add an entity and return a typed handle to it. Allowed in
+    /// UNDEFINED, INITIALIZED or TERMINATED outside a run (before or after
+    /// the application's `start_up`); the mode becomes UNDEFINED.
+    pub fn add_entity<E: Entity>(&self, entity: E) -> Result<EntityRef<E>, SimError> {
+        let handle = EntityRef::new(entity);
         {
             let mut ents = self.entities();
             let mut s = self.state();
             Self::check_idle(&s, "add an entity")?;
-            ents.push(entity);
+            ents.push(handle.erased());
             s.set_mode(Mode::Undefined);
         }
         self.deliver();
-        Ok(())
+        Ok(handle)
     }
 
-    /// Remove the first entity named `name`. Allowed like
-    /// [`add_entity`](Self::add_entity); the mode becomes UNDEFINED.
-    pub fn remove_entity(&self, name: &str) -> Result<Option<Box<dyn Entity>>, SimError> {
+    /// Remove the first entity named `name`; `false` when there is none.
+    /// Allowed like [`add_entity`](Self::add_entity); the mode becomes
+    /// UNDEFINED.
+    pub fn remove_entity(&self, name: &str) -> Result<bool, SimError> {
+        {
+            let s = self.state();
+            Self::check_idle(&s, "remove an entity")?;
+        }
+        let target = self
+            .slots()
+            .into_iter()
+            .position(|e| e.dynamic.name() == name);
         let removed = {
             let mut ents = self.entities();
             let mut s = self.state();
             Self::check_idle(&s, "remove an entity")?;
-            let removed = ents
-                .iter()
-                .position(|e| e.name() == name)
-                .map(|i| ents.remove(i));
+            let removed = target.filter(|i| *i < ents.len()).map(|i| ents.remove(i));
             if removed.is_some() {
                 s.set_mode(Mode::Undefined);
             }
-            removed
+            removed.is_some()
         };
         self.deliver();
         Ok(removed)
@@ -394,10 +428,30 @@ impl Simulator {
 
     /// The entities' names, in order.
     pub fn entity_names(&self) -> Vec<String> {
-        self.entities()
+        self.slots().iter().map(|e| e.dynamic.name()).collect()
+    }
+
+    /// The first entity named `name` if it is an `E` (`nost_tools`'
+    /// `get_entities_by_name`, typed).
+    pub fn entity<E: Entity>(&self, name: &str) -> Option<EntityRef<E>> {
+        self.slots()
             .iter()
-            .map(|e| e.name().to_owned())
+            .filter_map(EntityRef::<E>::from_slot)
+            .find(|e| e.lock().name() == name)
+    }
+
+    /// Every entity of type `E`, in order (`get_entities_by_type`).
+    pub fn entities_of<E: Entity>(&self) -> Vec<EntityRef<E>> {
+        self.slots()
+            .iter()
+            .filter_map(EntityRef::<E>::from_slot)
             .collect()
+    }
+
+    /// Run `f` on the entity named `name` of type `E` (locked, its changes
+    /// delivered afterwards); `None` when there is none.
+    pub fn with_entity<E: Entity, R>(&self, name: &str, f: impl FnOnce(&mut E) -> R) -> Option<R> {
+        self.entity::<E>(name).map(|e| e.with(f))
     }
 
     fn check_idle(s: &State, action: &'static str) -> Result<(), SimError> {
@@ -464,9 +518,7 @@ impl Simulator {
                 s.time_step = time_step;
             }
         });
-        for e in self.entities().iter_mut() {
-            e.initialize(init_time);
-        }
+        self.each_entity(|e| e.initialize(init_time));
         self.mutate(|s| s.set_mode(Mode::Initialized));
     }
 
@@ -661,9 +713,7 @@ impl Simulator {
                 Some(Some(v)) => v,
             };
 
-            for e in self.entities().iter_mut() {
-                e.tick(step);
-            }
+            self.each_entity(|e| e.tick(step));
 
             self.mutate(|s| {
                 let mut i = 0;
@@ -690,9 +740,7 @@ impl Simulator {
                 return;
             }
 
-            for e in self.entities().iter_mut() {
-                e.tock();
-            }
+            self.each_entity(|e| e.tock());
 
             self.mutate(|s| {
                 if let Some(d) = s.pending_duration.take() {
@@ -898,6 +946,13 @@ impl Simulator {
     /// Scenario seconds per wallclock second.
     pub fn time_scale_factor(&self) -> f64 {
         self.state().factor
+    }
+
+    /// The wallclock duration of one time step: time step ÷ time-scale
+    /// factor (`nost_tools`' `get_wallclock_time_step` multiplies, bug 29).
+    pub fn wallclock_time_step(&self) -> TimeDelta {
+        let s = self.state();
+        scale(s.time_step, 1.0 / s.factor)
     }
 
     /// The wallclock anchor of the time mapping.

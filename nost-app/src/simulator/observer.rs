@@ -1,10 +1,10 @@
 //! Observers of simulator changes and the interval helpers built on them.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::{Mode, SimError, Simulator};
+use super::{Change, Clock, EntityObserver, Mode, SimError, Simulator};
 
 /// A change of a simulator property. `property()` gives the `nost_tools`
 /// property name (`mode`, `time`, `time_scale_factor`, `duration`,
@@ -84,24 +84,103 @@ where
     }
 }
 
-/// Records every event (handy in tests and for diagnostics).
+/// One change a [`RecordingObserver`] kept: the change (source, property,
+/// old and new value) and, when timestamped, the wallclock time it was
+/// heard.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The change. For a simulator event the source is `"simulator"` and
+    /// the values are a [`Mode`], `DateTime<Utc>`, `f64` or `TimeDelta`.
+    pub change: Change,
+    /// When it was heard (only when timestamped).
+    pub time: Option<DateTime<Utc>>,
+}
+
+impl SimEvent {
+    /// As a [`Change`] with source `"simulator"`.
+    pub fn to_change(&self) -> Change {
+        let p = self.property();
+        match *self {
+            SimEvent::ModeChanged { old, new } => Change::new("simulator", p, old, new),
+            SimEvent::TimeChanged { old, new } => Change::new("simulator", p, old, new),
+            SimEvent::TimeScaleChanged { old, new } => Change::new("simulator", p, old, new),
+            SimEvent::DurationChanged { old, new } | SimEvent::TimeStepChanged { old, new } => {
+                Change::new("simulator", p, old, new)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Records {
+    events: Vec<SimEvent>,
+    changes: Vec<Recorded>,
+}
+
+/// Records changes of simulators and entities (`nost_tools`'
+/// `RecordingObserver`): every one, or only those of the properties named
+/// by [`with_filters`](RecordingObserver::with_filters), optionally
+/// timestamped.
+///
+/// ```
+/// use std::sync::Arc;
+/// use nost_app::simulator::{Change, EntityObserver, RecordingObserver, SystemClock};
+///
+/// let rec = RecordingObserver::with_filters(["detected"]).timestamped(Arc::new(SystemClock::new()));
+/// rec.on_change(&Change::new("sat-1", "time", 0, 1));
+/// rec.on_change(&Change::new("sat-1", "detected", 0, 7));
+/// let kept = rec.changes();
+/// assert_eq!(kept.len(), 1);
+/// assert_eq!(kept[0].change.new_value::<i32>(), Some(&7));
+/// assert!(kept[0].time.is_some());
+/// ```
 #[derive(Debug, Default)]
 pub struct RecordingObserver {
-    events: Mutex<Vec<SimEvent>>,
+    filters: Option<Vec<String>>,
+    clock: Option<Arc<dyn Clock>>,
+    records: Mutex<Records>,
 }
 
 impl RecordingObserver {
-    /// Empty.
+    /// Records everything, without timestamps.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Every event so far.
-    pub fn events(&self) -> Vec<SimEvent> {
-        self.events
+    /// Records only the named properties.
+    pub fn with_filters<S: Into<String>>(properties: impl IntoIterator<Item = S>) -> Self {
+        RecordingObserver {
+            filters: Some(properties.into_iter().map(Into::into).collect()),
+            ..Self::default()
+        }
+    }
+
+    /// Timestamp each record with `clock` (e.g. the simulator's clock).
+    pub fn timestamped(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    fn records(&self) -> std::sync::MutexGuard<'_, Records> {
+        self.records
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+    }
+
+    fn wants(&self, property: &str) -> bool {
+        self.filters
+            .as_ref()
+            .is_none_or(|f| f.iter().any(|p| p == property))
+    }
+
+    /// Every recorded change (simulator and entity), in order.
+    pub fn changes(&self) -> Vec<Recorded> {
+        self.records().changes.clone()
+    }
+
+    /// Every recorded simulator event, in order.
+    pub fn events(&self) -> Vec<SimEvent> {
+        self.records().events.clone()
     }
 
     /// The new modes of every mode change so far, in order.
@@ -129,10 +208,29 @@ impl RecordingObserver {
 
 impl Observer for RecordingObserver {
     fn on_event(&self, _sim: &Simulator, event: &SimEvent) {
-        self.events
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(event.clone());
+        if !self.wants(event.property()) {
+            return;
+        }
+        let time = self.clock.as_ref().map(|c| c.now());
+        let mut r = self.records();
+        r.events.push(event.clone());
+        r.changes.push(Recorded {
+            change: event.to_change(),
+            time,
+        });
+    }
+}
+
+impl EntityObserver for RecordingObserver {
+    fn on_change(&self, change: &Change) {
+        if !self.wants(&change.property) {
+            return;
+        }
+        let time = self.clock.as_ref().map(|c| c.now());
+        self.records().changes.push(Recorded {
+            change: change.clone(),
+            time,
+        });
     }
 }
 
@@ -348,41 +446,6 @@ impl<F: Fn(TimeStatusTick) + Send + Sync> Observer for TimeStatusPublisher<F> {
             .on_event(sim, event);
         for tick in ticks {
             (self.sink)(tick);
-        }
-    }
-}
-
-/// An observer calling `callback(due_time)` every `step` of scenario time
-/// (a [`ScenarioSchedule`]; `due_time` is the scheduled time, which may be
-/// before the current time when the step is smaller than the time step).
-pub struct ScenarioIntervalCallback<F> {
-    schedule: Mutex<ScenarioSchedule>,
-    callback: F,
-}
-
-impl<F: Fn(&Simulator, DateTime<Utc>) + Send + Sync> ScenarioIntervalCallback<F> {
-    /// Every `step` from `init` (or the run's initial time).
-    pub fn new(
-        step: TimeDelta,
-        init: Option<DateTime<Utc>>,
-        callback: F,
-    ) -> Result<Self, SimError> {
-        Ok(ScenarioIntervalCallback {
-            schedule: Mutex::new(ScenarioSchedule::new(step, init)?),
-            callback,
-        })
-    }
-}
-
-impl<F: Fn(&Simulator, DateTime<Utc>) + Send + Sync> Observer for ScenarioIntervalCallback<F> {
-    fn on_event(&self, sim: &Simulator, event: &SimEvent) {
-        let due = self
-            .schedule
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .on_event(event, sim.init_time());
-        for t in due {
-            (self.callback)(sim, t);
         }
     }
 }
