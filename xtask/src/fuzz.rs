@@ -1,8 +1,9 @@
 //! `cargo xtask fuzz [SECONDS]`: run every cargo-fuzz target of `fuzz/` for
-//! SECONDS each (default 60) on the nightly toolchain, growing the corpus in
-//! `fuzz/corpus/<target>/`. New inputs worth keeping (and every crash,
-//! copied from `fuzz/artifacts/` once fixed) go into the corpus, which
-//! `tests/tests/fuzz_corpus.rs` replays in `cargo xtask test`.
+//! SECONDS each (default 60) on the nightly toolchain, seeded from the kept
+//! corpus `fuzz/corpus/<target>/`; the inputs it finds go to
+//! `fuzz/target/corpus-work/<target>/`. Inputs worth keeping (and every
+//! crash, copied from `fuzz/artifacts/` once fixed) go into the kept corpus,
+//! which `tests/tests/fuzz_corpus.rs` replays in `cargo xtask test`.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -32,9 +33,16 @@ pub fn run(seconds: u64) -> ExitCode {
     let mut failed = Vec::new();
     for target in TARGETS {
         eprintln!("xtask fuzz: {target} for {seconds} s");
+        // New inputs go to the first directory (build output, not the
+        // repository); the kept corpus is read as seeds.
+        let work = format!("target/corpus-work/{target}");
+        if let Err(e) = std::fs::create_dir_all(root.join("fuzz").join(&work)) {
+            eprintln!("xtask fuzz: cannot create fuzz/{work}: {e}");
+            return ExitCode::FAILURE;
+        }
         let status = Command::new("cargo")
             .current_dir(root.join("fuzz"))
-            .args(["+nightly", "fuzz", "run", target])
+            .args(["+nightly", "fuzz", "run", target, &work])
             .arg(format!("corpus/{target}"))
             .args([
                 "--",
