@@ -165,15 +165,29 @@ impl ManagedApplication {
                 let at = cmd.tasking_parameters.sim_freeze_time;
                 let sim = a.simulator().clone();
                 // Waiting for the freeze time happens off the delivery path.
+                // The target is recomputed while waiting: a resume (or an
+                // update) handled meanwhile moves the time line, e.g. when
+                // this freeze is delivered before the previous resume.
                 tokio::spawn(async move {
-                    if sim.time() < at {
-                        let wall = sim.wallclock_at(at);
-                        let wait = (wall - sim.wallclock_now()).to_std().unwrap_or_default();
-                        let ended =
-                            sim.wait_for(|m| matches!(m, Mode::Terminating | Mode::Terminated));
+                    loop {
+                        let mode = sim.mode();
+                        if matches!(mode, Mode::Terminating | Mode::Terminated) {
+                            return;
+                        }
+                        let left = sim.wallclock_at(at) - sim.wallclock_now();
+                        if mode == Mode::Executing
+                            && (sim.time() >= at || left <= TimeDelta::zero())
+                        {
+                            break;
+                        }
+                        let wait = left.to_std().unwrap_or_default().clamp(
+                            std::time::Duration::from_millis(1),
+                            std::time::Duration::from_millis(100),
+                        );
+                        let mut modes = sim.mode_watch();
                         tokio::select! {
                             _ = tokio::time::sleep(wait) => {}
-                            _ = ended => return,
+                            _ = modes.changed() => {}
                         }
                     }
                     if sim.mode() == Mode::Executing {
@@ -189,9 +203,13 @@ impl ManagedApplication {
         app.add_message_callback(&mgr, topics::RESUME, move |m: Message| {
             let a = a.clone();
             async move {
-                let _cmd = ResumeCommand::from_json(&m.body)?;
+                let cmd = ResumeCommand::from_json(&m.body)?;
+                let p = cmd.tasking_parameters;
+                // Re-anchor to the manager's mapping (bug 28 of nost_tools).
                 if matches!(a.simulator().mode(), Mode::Paused | Mode::Pausing) {
-                    a.simulator().resume().map_err(|e| boxed(&e.to_string()))?;
+                    a.simulator()
+                        .resume_at(p.resume_time, p.sim_resume_time)
+                        .map_err(|e| boxed(&e.to_string()))?;
                 }
                 Ok(())
             }

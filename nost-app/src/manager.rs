@@ -377,10 +377,17 @@ impl Manager {
     /// Publish `resume` and resume the own simulator.
     pub async fn resume(&self) -> Result<(), AppError> {
         let sim = self.app.simulator();
-        let body = ResumeCommand::new(sim.wallclock_now(), sim.time()).to_json();
+        // Whole microseconds: exactly what the message carries.
+        let (resume_time, sim_resume_time) = (
+            chrono::SubsecRound::trunc_subsecs(sim.wallclock_now(), 6),
+            chrono::SubsecRound::trunc_subsecs(sim.time(), 6),
+        );
+        let body = ResumeCommand::new(resume_time, sim_resume_time).to_json();
         self.app.send_message(topics::RESUME, &body).await?;
+        // The same mapping the managed applications re-anchor to.
         if matches!(sim.mode(), Mode::Paused | Mode::Pausing) {
-            sim.resume().map_err(|e| AppError::Message(e.to_string()))?;
+            sim.resume_at(resume_time, sim_resume_time)
+                .map_err(|e| AppError::Message(e.to_string()))?;
         }
         Ok(())
     }
