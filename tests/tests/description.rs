@@ -22,7 +22,12 @@ fn options() -> StartOptions {
 async fn ready_mode_and_time_statuses_carry_the_description() {
     let prefix = unique("description");
     let cfg = Config::builder()
-        .rabbitmq(|r| r.host = "127.0.0.1".into())
+        .rabbitmq(|r| {
+            r.host = "127.0.0.1".into();
+            r.port = std::env::var("NOST_TEST_AMQP_PORT")
+                .map(|p| p.parse().unwrap())
+                .unwrap_or(5672);
+        })
         .build()
         .unwrap();
     let recorder = Application::start_up("recorder", &prefix, &cfg, options())
