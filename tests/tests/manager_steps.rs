@@ -3,11 +3,13 @@
 //! broker (`NOST_TEST_AMQP_PORT` names another local node than 5672).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::TimeDelta;
+use nost_app::messages::{InitCommand, StartCommand, StopCommand, UpdateCommand};
 use nost_app::simulator::Mode;
-use nost_app::{ManagedApplication, Manager, StartOptions, TestPlan};
+use nost_app::{Application, ManagedApplication, ManagedHooks, Manager, StartOptions, TestPlan};
 use nost_config::{Config, Credentials, NostDuration};
 use nost_tests::unique;
 
@@ -49,6 +51,32 @@ fn options() -> StartOptions {
     }
 }
 
+/// Records the commands it heard and the simulator's mode at that moment.
+#[derive(Default)]
+struct Heard(Mutex<Vec<String>>);
+
+impl ManagedHooks for Heard {
+    fn on_init(&self, app: &Application, _: &InitCommand) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("init {}", app.simulator().mode()));
+    }
+    fn on_start(&self, _: &Application, cmd: &StartCommand) {
+        let f = cmd.tasking_parameters.time_scaling_factor;
+        self.0.lock().unwrap().push(format!("start {f}"));
+    }
+    fn on_update(&self, _: &Application, cmd: &UpdateCommand) {
+        let f = cmd.tasking_parameters.time_scaling_factor;
+        self.0.lock().unwrap().push(format!("update {f}"));
+    }
+    fn on_stop(&self, app: &Application, cmd: &StopCommand) {
+        let at = (cmd.tasking_parameters.sim_stop_time - app.simulator().init_time()).num_seconds();
+        let mode = app.simulator().mode();
+        self.0.lock().unwrap().push(format!("stop +{at}s {mode}"));
+    }
+}
+
 #[tokio::test]
 async fn a_custom_plan_from_the_public_steps() {
     let prefix = unique("steps");
@@ -56,6 +84,8 @@ async fn a_custom_plan_from_the_public_steps() {
     let alpha = ManagedApplication::start_up("alpha", &prefix, &cfg, options())
         .await
         .unwrap();
+    let heard = Arc::new(Heard::default());
+    alpha.add_hooks(heard.clone());
     let manager = Manager::start_up("manager", &prefix, &cfg, options())
         .await
         .unwrap();
@@ -88,5 +118,15 @@ async fn a_custom_plan_from_the_public_steps() {
     assert_eq!(asim.time(), stop_at);
     assert_eq!(manager.app().simulator().time(), stop_at);
     assert_eq!(manager.app().simulator().mode(), Mode::Terminated);
+    // The hooks ran after the built-in handling of each command.
+    assert_eq!(
+        *heard.0.lock().unwrap(),
+        [
+            "init UNDEFINED",
+            "start 10",
+            "update 20",
+            "stop +40s EXECUTING"
+        ]
+    );
     manager.app().shut_down().await;
 }
