@@ -20,5 +20,5 @@ pub use app::error::{AppError, HandlerError};
 pub use app::options::StartOptions;
 pub use app::shared::SharedTokens;
 pub use app::{Application, Message};
-pub use managed::ManagedApplication;
+pub use managed::{ManagedApplication, ManagedHooks};
 pub use manager::{Manager, RunSummary, TestPlan};

@@ -21,11 +21,64 @@ struct Times {
     stop: Option<DateTime<Utc>>,
 }
 
+/// Reactions to the manager's commands, as Python users override
+/// `on_manager_init` … `on_manager_resume`: each is called after the
+/// built-in handling of its command (so the simulator has already been
+/// started, stopped, updated, paused or resumed), with the parsed command.
+/// Hooks run on the delivery task and must not block (spawn for I/O).
+/// The defaults do nothing.
+pub trait ManagedHooks: Send + Sync {
+    /// After `init` (the ready status is sent).
+    fn on_init(&self, app: &Application, cmd: &InitCommand) {
+        let _ = (app, cmd);
+    }
+    /// After `start` (the simulator's run is started).
+    fn on_start(&self, app: &Application, cmd: &StartCommand) {
+        let _ = (app, cmd);
+    }
+    /// After `stop` (the end time is set).
+    fn on_stop(&self, app: &Application, cmd: &StopCommand) {
+        let _ = (app, cmd);
+    }
+    /// After `update` (the factor change is scheduled).
+    fn on_update(&self, app: &Application, cmd: &UpdateCommand) {
+        let _ = (app, cmd);
+    }
+    /// After `freeze` (the pause at the freeze time is scheduled).
+    fn on_freeze(&self, app: &Application, cmd: &FreezeCommand) {
+        let _ = (app, cmd);
+    }
+    /// After `resume` (the simulator is resuming).
+    fn on_resume(&self, app: &Application, cmd: &ResumeCommand) {
+        let _ = (app, cmd);
+    }
+}
+
+type Hooks = Arc<Mutex<Vec<Arc<dyn ManagedHooks>>>>;
+
+fn run_hooks(hooks: &Hooks, f: impl Fn(&dyn ManagedHooks)) {
+    let hooks: Vec<Arc<dyn ManagedHooks>> = lock(hooks).clone();
+    for h in hooks {
+        f(h.as_ref());
+    }
+}
+
 /// A NOS-T managed application.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ManagedApplication {
     app: Application,
     manager: String,
+    hooks: Hooks,
+}
+
+impl std::fmt::Debug for ManagedApplication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedApplication")
+            .field("app", &self.app)
+            .field("manager", &self.manager)
+            .field("hooks", &lock(&self.hooks).len())
+            .finish()
+    }
 }
 
 impl ManagedApplication {
@@ -57,7 +110,11 @@ impl ManagedApplication {
         topics::validate_name("manager name", &manager)
             .map_err(|e| AppError::InvalidName(e.to_string()))?;
         let app = Application::start_up_with(name, prefix, config, options, role).await?;
-        let managed = ManagedApplication { app, manager };
+        let managed = ManagedApplication {
+            app,
+            manager,
+            hooks: Arc::default(),
+        };
         managed.subscribe(time_step).await?;
         Ok(managed)
     }
@@ -65,6 +122,12 @@ impl ManagedApplication {
     /// The underlying application (publish, subscribe, shut down).
     pub fn app(&self) -> &Application {
         &self.app
+    }
+
+    /// Add reactions to the manager's commands (called in the order added,
+    /// after the built-in handling).
+    pub fn add_hooks(&self, hooks: Arc<dyn ManagedHooks>) {
+        lock(&self.hooks).push(hooks);
     }
 
     /// The manager this application follows.
@@ -83,26 +146,33 @@ impl ManagedApplication {
         let mgr = self.manager.clone();
 
         let (a, t) = (app.clone(), times.clone());
+        let hk = self.hooks.clone();
         app.add_message_callback(&mgr, topics::INIT, move |m: Message| {
             let (a, t) = (a.clone(), t.clone());
+            let hk = hk.clone();
             async move {
                 let cmd = InitCommand::from_json(&m.body)?;
+                let hooked = cmd.clone();
                 {
                     let mut t = lock(&t);
                     t.start = Some(cmd.tasking_parameters.sim_start_time);
                     t.stop = Some(cmd.tasking_parameters.sim_stop_time);
                 }
                 a.ready().await?;
+                run_hooks(&hk, |h| h.on_init(&a, &hooked));
                 Ok(())
             }
         })
         .await?;
 
         let (a, t) = (app.clone(), times.clone());
+        let hk = self.hooks.clone();
         app.add_message_callback(&mgr, topics::START, move |m: Message| {
             let (a, t) = (a.clone(), t.clone());
+            let hk = hk.clone();
             async move {
                 let cmd = StartCommand::from_json(&m.body)?;
+                let hooked = cmd.clone();
                 let p = cmd.tasking_parameters;
                 let (start, stop) = {
                     let mut t = lock(&t);
@@ -124,75 +194,110 @@ impl ManagedApplication {
                 }
                 sim.execute(start, stop - start, time_step, p.start_time, p.time_scaling_factor)
                     .map_err(|e| boxed(&e.to_string()))?;
+                run_hooks(&hk, |h| h.on_start(&a, &hooked));
                 Ok(())
             }
         })
         .await?;
 
         let a = app.clone();
+        let hk = self.hooks.clone();
         app.add_message_callback(&mgr, topics::STOP, move |m: Message| {
             let a = a.clone();
+            let hk = hk.clone();
             async move {
                 let cmd = StopCommand::from_json(&m.body)?;
+                let hooked = cmd.clone();
                 if let Err(e) = a.simulator().set_end_time(cmd.tasking_parameters.sim_stop_time) {
                     tracing::warn!(target: "nost_app", app = a.name(), error = %e, "stop command not applied");
                 }
+                run_hooks(&hk, |h| h.on_stop(&a, &hooked));
                 Ok(())
             }
         })
         .await?;
 
         let a = app.clone();
+        let hk = self.hooks.clone();
         app.add_message_callback(&mgr, topics::UPDATE, move |m: Message| {
             let a = a.clone();
+            let hk = hk.clone();
             async move {
                 let cmd = UpdateCommand::from_json(&m.body)?;
+                let hooked = cmd.clone();
                 let p = cmd.tasking_parameters;
                 // Allowed before EXECUTING too: it applies at the crossing step.
                 if let Err(e) = a.simulator().update(p.time_scaling_factor, Some(p.sim_update_time)) {
                     tracing::warn!(target: "nost_app", app = a.name(), error = %e, "update command not applied");
                 }
+                run_hooks(&hk, |h| h.on_update(&a, &hooked));
                 Ok(())
             }
         })
         .await?;
 
         let a = app.clone();
+        let hk = self.hooks.clone();
         app.add_message_callback(&mgr, topics::FREEZE, move |m: Message| {
             let a = a.clone();
+            let hk = hk.clone();
             async move {
                 let cmd = FreezeCommand::from_json(&m.body)?;
+                let hooked = cmd.clone();
                 let at = cmd.tasking_parameters.sim_freeze_time;
                 let sim = a.simulator().clone();
                 // Waiting for the freeze time happens off the delivery path.
+                // The target is recomputed while waiting: a resume (or an
+                // update) handled meanwhile moves the time line, e.g. when
+                // this freeze is delivered before the previous resume.
                 tokio::spawn(async move {
-                    if sim.time() < at {
-                        let wall = sim.wallclock_at(at);
-                        let wait = (wall - sim.wallclock_now()).to_std().unwrap_or_default();
-                        let ended =
-                            sim.wait_for(|m| matches!(m, Mode::Terminating | Mode::Terminated));
+                    loop {
+                        let mode = sim.mode();
+                        if matches!(mode, Mode::Terminating | Mode::Terminated) {
+                            return;
+                        }
+                        let left = sim.wallclock_at(at) - sim.wallclock_now();
+                        if mode == Mode::Executing
+                            && (sim.time() >= at || left <= TimeDelta::zero())
+                        {
+                            break;
+                        }
+                        let wait = left.to_std().unwrap_or_default().clamp(
+                            std::time::Duration::from_millis(1),
+                            std::time::Duration::from_millis(100),
+                        );
+                        let mut modes = sim.mode_watch();
                         tokio::select! {
                             _ = tokio::time::sleep(wait) => {}
-                            _ = ended => return,
+                            _ = modes.changed() => {}
                         }
                     }
                     if sim.mode() == Mode::Executing {
                         let _ = sim.pause();
                     }
                 });
+                run_hooks(&hk, |h| h.on_freeze(&a, &hooked));
                 Ok(())
             }
         })
         .await?;
 
         let a = app.clone();
+        let hk = self.hooks.clone();
         app.add_message_callback(&mgr, topics::RESUME, move |m: Message| {
             let a = a.clone();
+            let hk = hk.clone();
             async move {
-                let _cmd = ResumeCommand::from_json(&m.body)?;
+                let cmd = ResumeCommand::from_json(&m.body)?;
+                let hooked = cmd.clone();
+                let p = cmd.tasking_parameters;
+                // Re-anchor to the manager's mapping (bug 28 of nost_tools).
                 if matches!(a.simulator().mode(), Mode::Paused | Mode::Pausing) {
-                    a.simulator().resume().map_err(|e| boxed(&e.to_string()))?;
+                    a.simulator()
+                        .resume_at(p.resume_time, p.sim_resume_time)
+                        .map_err(|e| boxed(&e.to_string()))?;
                 }
+                run_hooks(&hk, |h| h.on_resume(&a, &hooked));
                 Ok(())
             }
         })

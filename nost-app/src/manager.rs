@@ -10,6 +10,7 @@ use nost_config::{Config, ManagerConfig, NostDuration};
 use tokio::sync::Notify;
 
 use crate::app::{Application, Message, RoleSettings};
+use crate::messages::TimeStatus;
 use crate::messages::{
     FreezeCommand, FreezeRequest, InitCommand, NostMessage, ReadyStatus, ResumeCommand,
     ResumeRequest, StartCommand, StopCommand, UpdateCommand, UpdateRequest,
@@ -77,6 +78,10 @@ pub struct RunSummary {
 #[derive(Default)]
 struct Shared {
     ready: BTreeMap<String, bool>,
+    /// The status callbacks are in place.
+    subscribed: bool,
+    /// The own simulator's run started by [`Manager::start`].
+    run: Option<crate::simulator::RunHandle>,
 }
 
 /// A NOS-T manager.
@@ -187,21 +192,61 @@ impl Manager {
     }
 
     /// Execute a test plan to its end (TERMINATED); returns what was seen.
+    /// The steps are public for custom plans: [`init`](Self::init),
+    /// [`start`](Self::start), [`wait_for_stop`](Self::wait_for_stop),
+    /// [`stop`](Self::stop) (and [`update`](Self::update),
+    /// [`freeze`](Self::freeze), [`resume`](Self::resume) in between).
     pub async fn execute_test_plan(&self, plan: TestPlan) -> Result<RunSummary, AppError> {
-        let app = &self.app;
-        let own = app.name().to_owned();
-        let required: Vec<String> = plan
-            .required_apps
+        let inits = self.init(&plan).await?;
+        let start_time = self.start(&plan).await?;
+        self.wait_for_stop(&plan).await?;
+        let stop_at = self.stop(None).await?;
+        let summary = RunSummary {
+            ready: lock(&self.shared.0).ready.clone(),
+            inits_sent: inits,
+            start_time: Some(start_time),
+            sim_stop_time: Some(stop_at),
+        };
+        tracing::info!(target: "nost_app", inits, "test plan finished");
+        Ok(summary)
+    }
+
+    fn required(&self, plan: &TestPlan) -> Vec<String> {
+        let own = self.app.name();
+        plan.required_apps
             .iter()
-            .filter(|a| **a != own)
+            .filter(|a| a.as_str() != own)
             .cloned()
-            .collect();
+            .collect()
+    }
+
+    fn check_plan(plan: &TestPlan) -> Result<(TimeDelta, TimeDelta), AppError> {
         let duration = plan.sim_stop_time - plan.sim_start_time;
         if duration < TimeDelta::zero() {
             return Err(AppError::Missing(
                 "execution.manager.sim_stop_time must not be before sim_start_time".into(),
             ));
         }
+        let lead = plan.command_lead.as_delta();
+        if lead < TimeDelta::zero() {
+            return Err(AppError::Missing(
+                "execution.manager.command_lead must not be negative".into(),
+            ));
+        }
+        Ok((duration, lead))
+    }
+
+    /// Listen to `status.ready` and `status.time` (once per manager); time
+    /// statuses are logged with their latency per application.
+    async fn prepare(&self) -> Result<(), AppError> {
+        {
+            let mut s = lock(&self.shared.0);
+            if s.subscribed {
+                return Ok(());
+            }
+            s.subscribed = true;
+        }
+        let app = &self.app;
         let shared = self.shared.clone();
         app.add_message_callback("*", topics::STATUS_READY, move |msg: Message| {
             let shared = shared.clone();
@@ -215,15 +260,43 @@ impl Manager {
             }
         })
         .await?;
-        app.add_message_callback("*", topics::STATUS_TIME, |_msg: Message| async { Ok(()) })
-            .await?;
+        let sim = app.simulator().clone();
+        app.add_message_callback("*", topics::STATUS_TIME, move |msg: Message| {
+            let sim = sim.clone();
+            async move {
+                let status = TimeStatus::from_json(&msg.body)?;
+                let latency = sim.wallclock_now() - status.properties.time;
+                tracing::info!(
+                    target: "nost_app",
+                    app = msg.sender(),
+                    sim_time = %status.properties.sim_time,
+                    latency_ms = latency.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0,
+                    "time status"
+                );
+                Ok(())
+            }
+        })
+        .await
+    }
 
-        // Init until every required app is ready (or the retries run out).
+    /// Init step: mark the required apps not ready, then publish `init`
+    /// until every one reported ready or `init_max_retry` inits were sent
+    /// (then warn and go on, as nost_tools). Returns the inits sent.
+    pub async fn init(&self, plan: &TestPlan) -> Result<u32, AppError> {
+        Self::check_plan(plan)?;
+        let required = self.required(plan);
+        self.prepare().await?;
+        {
+            let mut s = lock(&self.shared.0);
+            for a in &required {
+                s.ready.insert(a.clone(), false);
+            }
+        }
         let mut inits = 0;
         let init =
             InitCommand::new(plan.sim_start_time, plan.sim_stop_time, required.clone()).to_json();
         for _ in 0..plan.init_max_retry {
-            app.send_message(topics::INIT, &init).await?;
+            self.app.send_message(topics::INIT, &init).await?;
             inits += 1;
             let now = tokio::time::Instant::now();
             let deadline = now
@@ -245,15 +318,15 @@ impl Manager {
         if !self.all_ready(&required) {
             tracing::warn!(target: "nost_app", ?required, "not every required app reported ready; continuing");
         }
+        Ok(inits)
+    }
 
-        // Start.
-        let lead = plan.command_lead.as_delta();
-        if lead < TimeDelta::zero() {
-            return Err(AppError::Missing(
-                "execution.manager.command_lead must not be negative".into(),
-            ));
-        }
-        let sim = app.simulator().clone();
+    /// Start step: wait until `start_time − command_lead` (start time =
+    /// the plan's, or now + lead), publish `start`, run the own simulator,
+    /// and return the start time once it is EXECUTING.
+    pub async fn start(&self, plan: &TestPlan) -> Result<DateTime<Utc>, AppError> {
+        let (duration, lead) = Self::check_plan(plan)?;
+        let sim = self.app.simulator().clone();
         let start_time = match plan.start_time {
             Some(t) => t,
             None => sim.wallclock_now().checked_add_signed(lead).ok_or_else(|| {
@@ -271,7 +344,7 @@ impl Manager {
             plan.time_scale_factor,
         )
         .to_json();
-        app.send_message(topics::START, &start).await?;
+        self.app.send_message(topics::START, &start).await?;
         let run = sim
             .execute(
                 plan.sim_start_time,
@@ -281,10 +354,17 @@ impl Manager {
                 plan.time_scale_factor,
             )
             .map_err(|e| AppError::Message(e.to_string()))?;
+        lock(&self.shared.0).run = Some(run);
         sim.wait_for(|m| m == Mode::Executing || m == Mode::Terminated)
             .await;
+        Ok(start_time)
+    }
 
-        // Send stop `command_lead` ahead of the (possibly moved) scenario end.
+    /// Wait until `command_lead` before the own simulator's (possibly
+    /// moved) scenario end, following updates and freezes.
+    pub async fn wait_for_stop(&self, plan: &TestPlan) -> Result<(), AppError> {
+        let (_, lead) = Self::check_plan(plan)?;
+        let sim = self.app.simulator().clone();
         loop {
             match sim.mode() {
                 Mode::Terminating | Mode::Terminated => break,
@@ -306,18 +386,32 @@ impl Manager {
                 _ = ended => {}
             }
         }
-        let stop_at = sim.end_time();
-        app.send_message(topics::STOP, &StopCommand::new(stop_at).to_json())
+        Ok(())
+    }
+
+    /// Stop step: publish `stop` with `sim_stop_time` (`None`: the own
+    /// simulator's end time), end the own run there when it is executing,
+    /// and wait for it to end. Returns the stop time sent.
+    pub async fn stop(
+        &self,
+        sim_stop_time: Option<DateTime<Utc>>,
+    ) -> Result<DateTime<Utc>, AppError> {
+        let sim = self.app.simulator().clone();
+        let stop_at = sim_stop_time.unwrap_or_else(|| sim.end_time());
+        self.app
+            .send_message(topics::STOP, &StopCommand::new(stop_at).to_json())
             .await?;
-        let _ = run.join().await;
-        let summary = RunSummary {
-            ready: lock(&self.shared.0).ready.clone(),
-            inits_sent: inits,
-            start_time: Some(start_time),
-            sim_stop_time: Some(stop_at),
-        };
-        tracing::info!(target: "nost_app", inits, "test plan finished");
-        Ok(summary)
+        if sim_stop_time.is_some()
+            && sim.mode() == Mode::Executing
+            && let Err(e) = sim.set_end_time(stop_at)
+        {
+            tracing::warn!(target: "nost_app", error = %e, "own stop not applied");
+        }
+        let run = lock(&self.shared.0).run.take();
+        if let Some(run) = run {
+            let _ = run.join().await;
+        }
+        Ok(stop_at)
     }
 
     fn all_ready(&self, required: &[String]) -> bool {
@@ -377,10 +471,17 @@ impl Manager {
     /// Publish `resume` and resume the own simulator.
     pub async fn resume(&self) -> Result<(), AppError> {
         let sim = self.app.simulator();
-        let body = ResumeCommand::new(sim.wallclock_now(), sim.time()).to_json();
+        // Whole microseconds: exactly what the message carries.
+        let (resume_time, sim_resume_time) = (
+            chrono::SubsecRound::trunc_subsecs(sim.wallclock_now(), 6),
+            chrono::SubsecRound::trunc_subsecs(sim.time(), 6),
+        );
+        let body = ResumeCommand::new(resume_time, sim_resume_time).to_json();
         self.app.send_message(topics::RESUME, &body).await?;
+        // The same mapping the managed applications re-anchor to.
         if matches!(sim.mode(), Mode::Paused | Mode::Pausing) {
-            sim.resume().map_err(|e| AppError::Message(e.to_string()))?;
+            sim.resume_at(resume_time, sim_resume_time)
+                .map_err(|e| AppError::Message(e.to_string()))?;
         }
         Ok(())
     }

@@ -19,6 +19,9 @@ fn config() -> Config {
     Config::builder()
         .rabbitmq(|r| {
             r.host = "127.0.0.1".into();
+            r.port = std::env::var("NOST_TEST_AMQP_PORT")
+                .map(|p| p.parse().unwrap())
+                .unwrap_or(5672);
             r.reconnect_delay = 1;
         })
         .manager(|m| {

@@ -28,6 +28,9 @@ pub struct Scenario {
     pub field_of_regard: f64,
     /// Wallclock step of the `constellation.location` publisher.
     pub position_step: TimeDelta,
+    /// Run the `ground` application here (`false`: another process, e.g.
+    /// a Python nost_tools one, announces the stations).
+    pub with_ground: bool,
 }
 
 impl Default for Scenario {
@@ -40,6 +43,7 @@ impl Default for Scenario {
             grounds: data::GROUNDS.to_owned(),
             field_of_regard: 110.0,
             position_step: TimeDelta::seconds(1),
+            with_ground: true,
         }
     }
 }
@@ -221,23 +225,26 @@ pub async fn run(
         .await?;
 
     // ground: announces its stations when the run starts executing.
-    let ground = ManagedApplication::start_up("ground", prefix, config, options()).await?;
-    let tx = outbox(ground.app(), Arc::new(AtomicUsize::new(0)));
-    let stations: Vec<GroundLocation> = grounds.clone();
-    ground
-        .app()
-        .simulator()
-        .add_observer(Arc::new(move |_: &Simulator, ev: &SimEvent| {
-            if let SimEvent::ModeChanged {
-                old: Mode::Initialized,
-                new: Mode::Executing,
-            } = ev
-            {
-                for g in &stations {
-                    let _ = tx.send(("location".into(), to_json(g)));
+    let mut ground = None;
+    if scenario.with_ground {
+        let app = ManagedApplication::start_up("ground", prefix, config, options()).await?;
+        let tx = outbox(app.app(), Arc::new(AtomicUsize::new(0)));
+        let stations: Vec<GroundLocation> = grounds.clone();
+        app.app()
+            .simulator()
+            .add_observer(Arc::new(move |_: &Simulator, ev: &SimEvent| {
+                if let SimEvent::ModeChanged {
+                    old: Mode::Initialized,
+                    new: Mode::Executing,
+                } = ev
+                {
+                    for g in &stations {
+                        let _ = tx.send(("location".into(), to_json(g)));
+                    }
                 }
-            }
-        }));
+            }));
+        ground = Some(app);
+    }
 
     // constellation: the entity is added to a simulator before start_up.
     let sim = Simulator::new();
@@ -350,7 +357,11 @@ pub async fn run(
             .ok_or_else(|| anyhow::anyhow!("the YAML has no execution.manager section"))?,
     )?;
     manager.execute_test_plan(plan).await?;
-    for app in [&fire, &ground, &constellation] {
+    let apps: Vec<&ManagedApplication> = [Some(&fire), ground.as_ref(), Some(&constellation)]
+        .into_iter()
+        .flatten()
+        .collect();
+    for app in &apps {
         tokio::time::timeout(Duration::from_secs(30), app.wait_terminated())
             .await
             .map_err(|_| anyhow::anyhow!("{} did not terminate", app.app().name()))?;
@@ -371,7 +382,7 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     manager.app().shut_down().await;
-    for app in [&fire, &ground, &constellation] {
+    for app in &apps {
         app.app().shut_down().await;
     }
     let s = lock(&summary).clone();

@@ -80,6 +80,7 @@ struct Inner {
     closing: CancellationToken,
     closed: tokio::sync::OnceCell<()>,
     simulator: Simulator,
+    description: Option<String>,
     outbox: mpsc::UnboundedSender<Queued>,
 }
 
@@ -212,6 +213,7 @@ impl Application {
                 closing: CancellationToken::new(),
                 closed: tokio::sync::OnceCell::new(),
                 simulator: options.simulator.clone().unwrap_or_default(),
+                description: options.description.clone(),
                 outbox,
             }),
         };
@@ -518,7 +520,9 @@ impl Application {
 
     /// Publish `status.ready` (`{"name":…,"properties":{"ready":true}}`).
     pub async fn ready(&self) -> Result<(), AppError> {
-        let body = ReadyStatus::new(self.inner.name.clone()).to_json();
+        let mut status = ReadyStatus::new(self.inner.name.clone());
+        status.description = self.inner.description.clone();
+        let body = status.to_json();
         self.send_message("status.ready", &body).await
     }
 
@@ -615,10 +619,9 @@ impl Application {
                 let Some(inner) = weak.upgrade() else { return };
                 if let SimEvent::ModeChanged { new, .. } = ev {
                     let app = Application { inner };
-                    app.queue_message(
-                        "status.mode",
-                        ModeStatus::new(app.inner.name.clone(), *new).to_json(),
-                    );
+                    let mut status = ModeStatus::new(app.inner.name.clone(), *new);
+                    status.description = app.inner.description.clone();
+                    app.queue_message("status.mode", status.to_json());
                     if *new == Mode::Terminated && shut_down {
                         tokio::spawn(async move { app.shut_down().await });
                     }
@@ -633,9 +636,10 @@ impl Application {
                 TimeStatusPublisher::new(step.as_delta(), settings.time_status_init, move |tick| {
                     let Some(inner) = weak.upgrade() else { return };
                     let app = Application { inner };
-                    let body =
-                        TimeStatus::new(app.inner.name.clone(), tick.sim_time, tick.wallclock)
-                            .to_json();
+                    let mut status =
+                        TimeStatus::new(app.inner.name.clone(), tick.sim_time, tick.wallclock);
+                    status.description = app.inner.description.clone();
+                    let body = status.to_json();
                     app.queue_message("status.time", body);
                 })
                 .map_err(|e| AppError::Message(e.to_string()))?;

@@ -43,6 +43,9 @@ pub struct StartOptions {
     /// Use this simulator (e.g. one with entities already added) instead
     /// of a new one on the system clock.
     pub simulator: Option<crate::simulator::Simulator>,
+    /// The application's description, carried by its status messages
+    /// (`nost_tools`' `app_description`); `None`: left out.
+    pub description: Option<String>,
 }
 
 impl fmt::Debug for StartOptions {
@@ -58,6 +61,7 @@ impl fmt::Debug for StartOptions {
             .field("handle_signals", &self.handle_signals)
             .field("shared_tokens", &self.shared_tokens.is_some())
             .field("simulator", &self.simulator.is_some())
+            .field("description", &self.description)
             .finish_non_exhaustive()
     }
 }

@@ -383,3 +383,28 @@ async fn wallclock_interval_publisher_uses_the_wallclock_step_and_resets_on_resu
     let got = cb.lock().unwrap().clone();
     assert_eq!(got, [(12_200, 12_200)], "{got:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn resume_at_takes_the_commands_mapping_at_once() {
+    let sim = sim();
+    let start = tokio::time::Instant::now();
+    let run = sim.execute(t0(), secs(20), secs(1), None, 1.0).unwrap();
+    tokio::time::sleep_until(start + Duration::from_millis(2500)).await;
+    sim.pause().unwrap();
+    sim.wait_for_mode(Mode::Paused).await;
+    tokio::time::sleep_until(start + Duration::from_millis(5000)).await;
+    // A manager resumed 100 ms ago at scenario +2 s.
+    let (w, t) = (base() + ms(4900), t0() + secs(2));
+    sim.resume_at(w, t).unwrap();
+    // Re-anchored before the loop runs: a freeze computed now is right.
+    assert_eq!((sim.wallclock_epoch(), sim.simulation_epoch()), (w, t));
+    assert_eq!(sim.wallclock_at(t0() + secs(10)), base() + ms(12_900));
+    sim.wait_for_mode(Mode::Executing).await;
+    assert_eq!((sim.wallclock_epoch(), sim.simulation_epoch()), (w, t));
+    run.join().await.unwrap();
+    // The end follows the command's time line, not this simulator's resume.
+    assert_eq!(sim.time(), t0() + secs(20));
+    let end = sim.wallclock_now() - base();
+    assert!(end >= ms(22_900) && end <= ms(22_903), "{end}");
+    assert!(sim.resume_at(w, t).is_err(), "only from PAUSING/PAUSED");
+}

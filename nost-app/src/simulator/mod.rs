@@ -19,9 +19,11 @@
 //! 8. time = next.
 //!
 //! PAUSING becomes PAUSED at the loop's next turn (a pause during a step
-//! wait commits that step without waiting), RESUMING re-anchors (wallclock
-//! epoch = now, simulation epoch = current time) and becomes EXECUTING, so
-//! the whole schedule shifts by the length of the pause. The run ends with
+//! wait commits that step without waiting). A resume re-anchors at once
+//! (wallclock epoch = now, simulation epoch = current time; or the mapping
+//! of a `resume` command with [`Simulator::resume_at`]) and the loop turns
+//! RESUMING into EXECUTING, so the whole schedule shifts by the length of
+//! the pause. The run ends with
 //! TERMINATING → TERMINATED.
 //!
 //! Nothing here blocks a thread: waits are tokio sleeps (at most 1 s each)
@@ -678,7 +680,6 @@ impl Simulator {
 
     async fn step_loop(&self) {
         loop {
-            let now = self.inner.clock.now();
             // Turn PAUSING/RESUMING into PAUSED/EXECUTING and decide what to do.
             let step = self.mutate(|s| {
                 if s.time >= s.end_time() {
@@ -691,8 +692,7 @@ impl Simulator {
                     }
                     Mode::Paused => Some(None),
                     Mode::Resuming => {
-                        s.wallclock_epoch = now;
-                        s.simulation_epoch = s.time;
+                        // The epochs were re-anchored by resume/resume_at.
                         s.set_mode(Mode::Executing);
                         Some(None)
                     }
@@ -779,9 +779,11 @@ impl Simulator {
         })
     }
 
-    /// PAUSING/PAUSED → RESUMING; the run loop re-anchors (wallclock epoch
-    /// = now, simulation epoch = current time) and makes it EXECUTING.
+    /// PAUSING/PAUSED → RESUMING, re-anchored at once (wallclock epoch =
+    /// now, simulation epoch = current time); the run loop makes it
+    /// EXECUTING.
     pub fn resume(&self) -> Result<(), SimError> {
+        let now = self.inner.clock.now();
         self.mutate(|s| {
             if !matches!(s.mode, Mode::Pausing | Mode::Paused) {
                 return Err(SimError::InvalidMode {
@@ -789,6 +791,36 @@ impl Simulator {
                     mode: s.mode,
                 });
             }
+            // Re-anchor now, so that wallclock_at is right at once (a
+            // freeze computed right after a resume must not use the old
+            // time line).
+            s.wallclock_epoch = now;
+            s.simulation_epoch = s.time;
+            s.set_mode(Mode::Resuming);
+            Ok(())
+        })
+    }
+
+    /// Like [`resume`](Self::resume), but the run re-anchors to the given
+    /// mapping (wallclock `resume_time` ↔ scenario `sim_resume_time`, the
+    /// fields of a `resume` command) instead of to its own now, so every
+    /// application resumed by one command keeps the same time line
+    /// (`nost_tools` ignores them: its bug 28). A simulator whose time is
+    /// ahead of that mapping waits; one behind catches up.
+    pub fn resume_at(
+        &self,
+        resume_time: DateTime<Utc>,
+        sim_resume_time: DateTime<Utc>,
+    ) -> Result<(), SimError> {
+        self.mutate(|s| {
+            if !matches!(s.mode, Mode::Pausing | Mode::Paused) {
+                return Err(SimError::InvalidMode {
+                    action: "resume",
+                    mode: s.mode,
+                });
+            }
+            s.wallclock_epoch = resume_time;
+            s.simulation_epoch = sim_resume_time;
             s.set_mode(Mode::Resuming);
             Ok(())
         })
