@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use nost_amqp::SessionEvent;
 use nost_app::{AppError, Application, StartOptions};
-use nost_auth::{AuthError, AuthEvent, InactiveReason};
+use nost_auth::{AuthError, AuthEvent, FatalKind, InactiveReason};
 use nost_config::{Config, Credentials, SecretString};
 use nost_testkit::broker::OAuthBrokerInfo;
 use nost_testkit::real_keycloak::RealKeycloakInfo;
@@ -523,5 +523,19 @@ async fn an_ended_sso_session_stops_renewal_with_a_typed_session_expired_error()
         told.is_ok(),
         "the application is told through the auth events"
     );
+    // ... and the application itself knows it: sending fails with the
+    // typed end of the session instead of buffering until the token lapses.
+    let failure = app.auth_failure().expect("the application knows why");
+    assert_eq!(
+        failure.fatal_kind(),
+        Some(FatalKind::SessionExpired),
+        "{failure}"
+    );
+    match app.send_message("status.ping", "{}").await {
+        Err(AppError::Auth(e)) => {
+            assert_eq!(e.fatal_kind(), Some(FatalKind::SessionExpired), "{e}");
+        }
+        other => panic!("send_message must fail with the ended session, got {other:?}"),
+    }
     app.shut_down().await;
 }
