@@ -20,8 +20,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::FuturesOrdered;
-use futures_util::{FutureExt, StreamExt};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{Confirmation, PublisherConfirm};
 use tokio::sync::watch;
@@ -116,20 +118,144 @@ async fn open_channel(live: &Live) -> lapin::Result<lapin::Channel> {
     Ok(channel)
 }
 
-async fn publish(
-    inner: &Inner,
-    channel: &lapin::Channel,
-    p: &Pending,
-) -> lapin::Result<PublisherConfirm> {
-    channel
-        .basic_publish(
-            p.msg.exchange.as_str().into(),
-            p.msg.routing_key.as_str().into(),
-            BasicPublishOptions::default(),
-            &p.msg.body,
-            inner.props.basic(),
-        )
-        .await
+/// A publish on its way: lapin first writes the frames (its I/O loop
+/// resolves the write), then hands out the [`PublisherConfirm`] to await.
+type Writing<'a> = Pin<Box<dyn Future<Output = lapin::Result<PublisherConfirm>> + Send + 'a>>;
+
+/// Where one in-flight message is.
+enum Stage<'a> {
+    /// Queued in lapin's frame writer, not yet written to the socket.
+    Writing(Writing<'a>),
+    /// Written; the broker's ack or nack is due.
+    Confirming(PublisherConfirm),
+}
+
+/// A message sent on the current channel and not yet confirmed.
+struct Sent<'a> {
+    p: Pending,
+    stage: Stage<'a>,
+}
+
+/// Hand one message to lapin without waiting for its frames to be written.
+///
+/// `basic_publish` does all its work (delivery tag, frames into the writer)
+/// in its first poll, then waits for the I/O loop to write the frames.
+/// Awaiting that write before the next publish cost a round trip through
+/// lapin's I/O thread per message (two cross-thread wake-ups and a socket
+/// write each). So the future is polled once here, in order (the delivery
+/// tags follow the outbox order), with a no-op waker, and kept: only the
+/// oldest in-flight message is ever awaited (see [`advance`]), and by the
+/// time it is done most of the later ones are done too.
+fn start_publish<'a>(inner: &Inner, channel: &'a lapin::Channel, p: Pending) -> Sent<'a> {
+    let (exchange, routing_key) = (
+        p.msg.exchange.as_str().into(),
+        p.msg.routing_key.as_str().into(),
+    );
+    let body = p.msg.body.clone();
+    let props = inner.props.basic();
+    let mut fut: Writing<'a> = Box::pin(async move {
+        channel
+            .basic_publish(
+                exchange,
+                routing_key,
+                BasicPublishOptions::default(),
+                &body,
+                props,
+            )
+            .await
+    });
+    let stage = match fut
+        .as_mut()
+        .poll(&mut Context::from_waker(std::task::Waker::noop()))
+    {
+        Poll::Pending => Stage::Writing(fut),
+        Poll::Ready(Ok(confirm)) => Stage::Confirming(confirm),
+        // Keep the failure where the message is: `advance` reports it in order.
+        Poll::Ready(Err(e)) => Stage::Writing(Box::pin(std::future::ready(Err(e)))),
+    };
+    Sent { p, stage }
+}
+
+/// What [`advance`] found at the front of the in-flight messages.
+#[derive(Default)]
+struct Settled {
+    /// Confirmed, oldest first.
+    acked: Vec<Pending>,
+    /// Nacked, oldest first.
+    nacked: Vec<Pending>,
+    /// The channel failed: the front message (still in flight) and every
+    /// one after it are unconfirmed.
+    failed: Option<lapin::Error>,
+}
+
+/// Settle the in-flight messages from the front while their verdicts are
+/// in; ready when at least one settled or the channel failed. Only the
+/// front message registers a waker: one wake-up per run of confirms (the
+/// broker acks with `multiple`), not one per message.
+fn advance(inflight: &mut VecDeque<Sent<'_>>, cx: &mut Context<'_>) -> Poll<Settled> {
+    let mut out = Settled::default();
+    while let Some(front) = inflight.front_mut() {
+        match &mut front.stage {
+            Stage::Writing(fut) => match fut.as_mut().poll(cx) {
+                Poll::Ready(Ok(confirm)) => front.stage = Stage::Confirming(confirm),
+                Poll::Ready(Err(e)) => {
+                    out.failed = Some(e);
+                    break;
+                }
+                Poll::Pending => break,
+            },
+            Stage::Confirming(confirm) => match Pin::new(confirm).poll(cx) {
+                Poll::Ready(Ok(verdict)) => {
+                    if let Some(sent) = inflight.pop_front() {
+                        match verdict {
+                            Confirmation::Nack(_) => out.nacked.push(sent.p),
+                            _ => out.acked.push(sent.p),
+                        }
+                    }
+                }
+                Poll::Ready(Err(e)) => {
+                    out.failed = Some(e);
+                    break;
+                }
+                Poll::Pending => break,
+            },
+        }
+    }
+    if out.acked.is_empty() && out.nacked.is_empty() && out.failed.is_none() {
+        Poll::Pending
+    } else {
+        Poll::Ready(out)
+    }
+}
+
+/// The first error among the verdicts after the front message (which
+/// failed already), in order.
+async fn first_error(inflight: &mut VecDeque<Sent<'_>>) -> Option<lapin::Error> {
+    for sent in inflight.iter_mut().skip(1) {
+        if let Stage::Writing(fut) = &mut sent.stage {
+            match fut.await {
+                Ok(confirm) => sent.stage = Stage::Confirming(confirm),
+                Err(e) => return Some(e),
+            }
+        }
+        if let Stage::Confirming(confirm) = &mut sent.stage
+            && let Err(e) = confirm.await
+        {
+            return Some(e);
+        }
+    }
+    None
+}
+
+/// Hand the settled messages to the outbox (one update for the lot) and
+/// the nacked ones to the retry list; the failure, if any.
+fn settle(inner: &Inner, carry: &mut Carry, s: Settled) -> Option<lapin::Error> {
+    carry.probe = carry.probe.saturating_sub(s.acked.len() + s.nacked.len());
+    inner.outbox.settle_ok(s.acked);
+    for p in s.nacked {
+        nacked(inner, p, carry);
+    }
+    s.failed
 }
 
 /// A nack: retry later, or refuse after the last retry.
@@ -183,8 +309,7 @@ async fn run(
     live_rx: &mut watch::Receiver<Option<Live>>,
     carry: &mut Carry,
 ) -> End {
-    let mut inflight: VecDeque<Pending> = VecDeque::new();
-    let mut confirms = FuturesOrdered::new();
+    let mut inflight: VecDeque<Sent<'_>> = VecDeque::new();
     let mut batch: Vec<Pending> = Vec::with_capacity(CONFIRM_WINDOW);
     // Wake once at the start: the outbox may hold messages already.
     inner.outbox.items.notify_one();
@@ -194,109 +319,52 @@ async fn run(
         let next_retry = carry.retries.front().map(|(t, _)| *t);
         tokio::select! {
             biased;
-            Some(res) = confirms.next(), if !confirms.is_empty() => {
-                // Take every confirm that is already in: one outbox update
-                // for the lot.
-                let mut acked = Vec::new();
-                let mut failed = None;
-                let mut next = Some(res);
-                while let Some(res) = next {
-                    match res {
-                        Ok(Confirmation::Nack(_)) => {
-                            if let Some(p) = inflight.pop_front() {
-                                nacked(inner, p, carry);
-                            }
-                        }
-                        Ok(_) => acked.extend(inflight.pop_front()),
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
-                    carry.probe = carry.probe.saturating_sub(1);
-                    next = confirms.next().now_or_never().flatten();
-                }
-                inner.outbox.settle_ok(acked);
-                if let Some(e) = failed {
+            settled = std::future::poll_fn(|cx| advance(&mut inflight, cx)), if !inflight.is_empty() => {
+                if let Some(e) = settle(inner, carry, settled) {
                     break e;
                 }
             }
             _ = inner.cancel.cancelled() => return End::Shutdown,
             r = live_rx.changed() => {
                 if r.is_err() || live_rx.borrow().as_ref().map(|l| l.generation) != Some(live.generation) {
-                    inner.outbox.requeue_front(inflight.into_iter());
+                    inner.outbox.requeue_front(inflight.into_iter().map(|s| s.p));
                     return End::Connection(None);
                 }
             }
             _ = tokio::time::sleep_until(next_retry.unwrap_or_else(Instant::now)), if next_retry.is_some() && room > 0 => {
                 let now = Instant::now();
-                let mut failed = None;
                 while inflight.len() < window && carry.retries.front().is_some_and(|(t, _)| *t <= now) {
                     let Some((_, p)) = carry.retries.pop_front() else { break };
-                    let res = publish(inner, channel, &p).await;
-                    inflight.push_back(p);
-                    match res {
-                        Ok(c) => confirms.push_back(c),
-                        Err(e) => { failed = Some(e); break; }
-                    }
-                }
-                if let Some(e) = failed {
-                    break e;
+                    inflight.push_back(start_publish(inner, channel, p));
                 }
             }
             _ = inner.outbox.items.notified(), if room > 0 => {
-                // Send as much as the window allows.
-                let mut failed = None;
+                // Send as much as the window allows; a publish that fails
+                // stays in flight and `advance` reports it in order.
                 batch.clear();
                 inner.outbox.take_batch(room, &mut batch);
-                let mut msgs = batch.drain(..);
-                for p in msgs.by_ref() {
-                    let res = publish(inner, channel, &p).await;
-                    inflight.push_back(p);
-                    match res {
-                        Ok(c) => confirms.push_back(c),
-                        Err(e) => { failed = Some(e); break; }
-                    }
-                }
-                // Taken but not sent (a failure): back to the front; the
-                // unconfirmed go before them below.
-                let unsent: Vec<Pending> = msgs.collect();
-                if !unsent.is_empty() {
-                    inner.outbox.requeue_front(unsent.into_iter());
+                for p in batch.drain(..) {
+                    inflight.push_back(start_publish(inner, channel, p));
                 }
                 if inflight.len() >= window || inner.outbox.counts().0 > 0 {
                     // More to do: wake ourselves again.
                     inner.outbox.items.notify_one();
                 }
-                if let Some(e) = failed {
-                    break e;
-                }
             }
         }
     };
 
-    // The channel failed. Collect the confirms that came in before the
-    // failure (in order), up to the first error: that error is the broker's
-    // close, and every message still in `inflight` is unconfirmed.
+    // The channel failed. Every message before the failed one is settled
+    // (`advance` goes in order); the failed one and all after it are
+    // unconfirmed. When its error is not the broker's close (say, lapin
+    // saw the channel closing first), the close comes with the verdicts
+    // still due: wait for the first one that fails, for its reason.
     let mut cause = failure;
-    let mut acked = Vec::new();
-    if !matches!(cause.kind(), lapin::ErrorKind::ProtocolError(_)) {
-        while let Ok(Some(res)) = tokio::time::timeout(DRAIN_WAIT, confirms.next()).await {
-            match res {
-                Ok(Confirmation::Nack(_)) => {
-                    if let Some(p) = inflight.pop_front() {
-                        nacked(inner, p, carry);
-                    }
-                }
-                Ok(_) => acked.extend(inflight.pop_front()),
-                Err(e) => {
-                    cause = e;
-                    break;
-                }
-            }
-        }
+    if !matches!(cause.kind(), lapin::ErrorKind::ProtocolError(_))
+        && let Ok(Some(e)) = tokio::time::timeout(DRAIN_WAIT, first_error(&mut inflight)).await
+    {
+        cause = e;
     }
-    inner.outbox.settle_ok(acked);
     let channel_refusal = match cause.kind() {
         lapin::ErrorKind::ProtocolError(amqp)
             if super::connect::is_channel_error(&cause) && live.conn.status().connected() =>
@@ -306,9 +374,12 @@ async fn run(
         _ => None,
     };
     let Some((code, reason)) = channel_refusal else {
-        inner.outbox.requeue_front(inflight.into_iter());
+        inner
+            .outbox
+            .requeue_front(inflight.into_iter().map(|s| s.p));
         return End::Connection(Some(err_of(inner, &cause).to_string()));
     };
+    let mut inflight: VecDeque<Pending> = inflight.into_iter().map(|s| s.p).collect();
     let found = if carry.probe > 0 {
         (!inflight.is_empty()).then_some(0)
     } else {
