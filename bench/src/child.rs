@@ -11,7 +11,7 @@ use clap::Subcommand;
 use futures_util::{StreamExt, TryStreamExt};
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use nost_app::{Application, SharedTokens, StartOptions};
+use nost_app::{Application, ManagedApplication, SharedTokens, StartOptions};
 use nost_config::{Config, Credentials, EnvFile};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -32,6 +32,10 @@ pub enum Child {
         count: usize,
         #[arg(long)]
         confirms: bool,
+        /// Publishes started before the oldest is awaited (1: each
+        /// `basic_publish` awaited before the next, the plain loop).
+        #[arg(long, default_value_t = 1)]
+        inflight: usize,
     },
     /// nost-rs `send_message` (publisher confirms, ordered buffer).
     PublishNost {
@@ -39,6 +43,36 @@ pub enum Child {
         app: AppArgs,
         #[arg(long)]
         count: usize,
+    },
+    /// A paced bare lapin loop (no confirms): message `i` at `start + i /
+    /// rate`, the send wallclock (µs, 16 characters) before the body.
+    LatencyLapin {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        prefix: String,
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        rate: f64,
+    },
+    /// The same paced loop with nost-rs `send_message`.
+    LatencyNost {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        rate: f64,
+    },
+    /// `apps` ManagedApplications `sat0..` in this process: `ready` once all
+    /// are up, `done` once all executed and terminated (a Manager elsewhere
+    /// runs the scenario).
+    FidelityNost {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long)]
+        apps: usize,
     },
     /// Start a basic-mode Application, send `status.ready`, shut down.
     StartupNost {
@@ -121,6 +155,7 @@ pub async fn run(child: Child) -> Result<()> {
             prefix,
             count,
             confirms,
+            inflight,
         } => {
             let body = body()?;
             let conn = Connection::connect(&url, ConnectionProperties::default()).await?;
@@ -132,19 +167,37 @@ pub async fn run(child: Child) -> Result<()> {
             let key = format!("{prefix}.sat.status.time");
             let start = cpu_time();
             say("ready");
+            let publish = || {
+                ch.basic_publish(
+                    prefix.as_str().into(),
+                    key.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    BasicProperties::default(),
+                )
+            };
             let mut pending = Vec::with_capacity(if confirms { count } else { 0 });
-            for _ in 0..count {
-                let confirm = ch
-                    .basic_publish(
-                        prefix.as_str().into(),
-                        key.as_str().into(),
-                        BasicPublishOptions::default(),
-                        &body,
-                        BasicProperties::default(),
-                    )
-                    .await?;
-                if confirms {
-                    pending.push(confirm);
+            if inflight <= 1 {
+                for _ in 0..count {
+                    let confirm = publish().await?;
+                    if confirms {
+                        pending.push(confirm);
+                    }
+                }
+            } else {
+                // Up to `inflight` publishes joined at a time (frames
+                // pushed in order at their first poll).
+                let mut left = count;
+                while left > 0 {
+                    let n = left.min(inflight);
+                    left -= n;
+                    let batch = futures_util::future::join_all((0..n).map(|_| publish())).await;
+                    for confirm in batch {
+                        let confirm = confirm?;
+                        if confirms {
+                            pending.push(confirm);
+                        }
+                    }
                 }
             }
             for c in pending {
@@ -167,6 +220,78 @@ pub async fn run(child: Child) -> Result<()> {
             wait_for_report().await?;
             say(&cpu_line(start));
             a.shut_down().await;
+        }
+        Child::LatencyLapin {
+            url,
+            prefix,
+            count,
+            rate,
+        } => {
+            let body = String::from_utf8(body()?)?;
+            let conn = Connection::connect(&url, ConnectionProperties::default()).await?;
+            let ch = conn.create_channel().await?;
+            let key = format!("{prefix}.sat.status.time");
+            let start = cpu_time();
+            say("ready");
+            let t0 = tokio::time::Instant::now();
+            for i in 0..count {
+                tokio::time::sleep_until(t0 + Duration::from_secs_f64(i as f64 / rate)).await;
+                let stamped = format!("{:>16}|{body}", crate::latency::now_micros());
+                ch.basic_publish(
+                    prefix.as_str().into(),
+                    key.as_str().into(),
+                    BasicPublishOptions::default(),
+                    stamped.as_bytes(),
+                    BasicProperties::default(),
+                )
+                .await?;
+            }
+            wait_for_report().await?;
+            say(&cpu_line(start));
+            conn.close(200, "bye".into()).await?;
+        }
+        Child::LatencyNost { app, count, rate } => {
+            let body = String::from_utf8(body()?)?;
+            let (config, options) = app.load()?;
+            let a = Application::start_up("sat", &app.prefix, &config, options).await?;
+            let start = cpu_time();
+            say("ready");
+            let t0 = tokio::time::Instant::now();
+            for i in 0..count {
+                tokio::time::sleep_until(t0 + Duration::from_secs_f64(i as f64 / rate)).await;
+                let stamped = format!("{:>16}|{body}", crate::latency::now_micros());
+                a.send_message("status.time", &stamped).await?;
+            }
+            a.session().flush(Duration::from_secs(120)).await?;
+            wait_for_report().await?;
+            say(&cpu_line(start));
+            a.shut_down().await;
+        }
+        Child::FidelityNost { app, apps } => {
+            let (config, options) = app.load()?;
+            let mut managed = Vec::with_capacity(apps);
+            for i in 0..apps {
+                managed.push(
+                    ManagedApplication::start_up(
+                        &format!("sat{i}"),
+                        &app.prefix,
+                        &config,
+                        options.clone(),
+                    )
+                    .await?,
+                );
+            }
+            say("ready");
+            let all = futures_util::future::join_all(managed.iter().map(|m| m.wait_terminated()));
+            if tokio::time::timeout(Duration::from_secs(120), all)
+                .await
+                .is_err()
+            {
+                bail!("the managed applications did not terminate within 120 s");
+            }
+            say("done");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            futures_util::future::join_all(managed.iter().map(|m| m.app().shut_down())).await;
         }
         Child::StartupNost { app } => {
             let (config, options) = app.load()?;

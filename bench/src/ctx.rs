@@ -22,6 +22,8 @@ pub struct Ctx {
     pub amqp_port: u16,
     /// A NOS-T `status.time` body.
     pub body: String,
+    /// Another nost-bench build whose nost-rs publisher is measured too.
+    pub before_exe: Option<PathBuf>,
 }
 
 impl Ctx {
@@ -35,6 +37,7 @@ impl Ctx {
             dir,
             amqp_port,
             body: time_status_body(),
+            before_exe: None,
         })
     }
 

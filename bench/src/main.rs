@@ -12,8 +12,11 @@
 mod child;
 mod consumer;
 mod ctx;
+mod fidelity;
+mod latency;
 mod many;
 mod measure;
+mod plot;
 mod proc;
 mod publish;
 mod renewal;
@@ -67,6 +70,12 @@ struct RunArgs {
     /// The paced second run under renewal (messages per second).
     #[arg(long, default_value_t = 1000.0)]
     paced_rate: f64,
+    /// Messages per paced latency run.
+    #[arg(long, default_value_t = 5_000)]
+    latency_messages: usize,
+    /// The paced latency runs' rate (messages per second).
+    #[arg(long, default_value_t = 1000.0)]
+    latency_rate: f64,
     /// Applications sharing one service-account session.
     #[arg(long, default_value_t = 200)]
     apps: usize,
@@ -83,8 +92,12 @@ struct RunArgs {
     #[arg(long)]
     no_python: bool,
     /// Run only these suites.
-    #[arg(long, value_delimiter = ',', default_values = ["publish", "startup", "renewal", "many"])]
+    #[arg(long, value_delimiter = ',', default_values = ["publish", "latency", "fidelity", "startup", "renewal", "many"])]
     only: Vec<Suite>,
+    /// Also measure the nost-rs publisher of this other nost-bench build
+    /// (e.g. one built before a change), in the same run.
+    #[arg(long)]
+    nost_before: Option<PathBuf>,
     /// The default broker's AMQP port (guest/guest).
     #[arg(long, default_value_t = 5672)]
     amqp_port: u16,
@@ -93,6 +106,8 @@ struct RunArgs {
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 enum Suite {
     Publish,
+    Latency,
+    Fidelity,
     Startup,
     Renewal,
     Many,
@@ -149,17 +164,20 @@ async fn run(args: RunArgs) -> Result<()> {
                 .context("Python nost_tools (use --no-python to leave it out)")?;
         Some(py)
     };
-    let ctx = Ctx::new(python, args.amqp_port)?;
+    let mut ctx = Ctx::new(python, args.amqp_port)?;
+    ctx.before_exe = args.nost_before.clone();
     let mut report = Report::new(&args, &ctx);
 
     let publishers: Vec<Publisher> = [
         Publisher::Lapin,
         Publisher::LapinConfirms,
+        Publisher::NostRsBefore,
         Publisher::NostRs,
         Publisher::NostTools,
     ]
     .into_iter()
     .filter(|p| *p != Publisher::NostTools || ctx.python.is_some())
+    .filter(|p| *p != Publisher::NostRsBefore || ctx.before_exe.is_some())
     .collect();
     let runs = |s: Suite| args.only.contains(&s);
     if runs(Suite::Publish) {
@@ -181,10 +199,40 @@ async fn run(args: RunArgs) -> Result<()> {
             report.publish_sample(*p, s);
         }
     }
+    if runs(Suite::Latency) {
+        for p in publishers
+            .iter()
+            .filter(|p| !matches!(p, Publisher::LapinConfirms | Publisher::NostRsBefore))
+        {
+            let s = latency::run_once(&ctx, *p, args.latency_messages, args.latency_rate).await?;
+            eprintln!(
+                "bench: latency {:<17} p50 {:>6.2} ms p99 {:>6.2} ms ({} of {})",
+                p.label(),
+                s.latency.p50_ms,
+                s.latency.p99_ms,
+                s.received,
+                s.count
+            );
+            report.latency.push(s);
+        }
+    }
     let starters: Vec<Starter> = [Starter::NostRs, Starter::NostTools]
         .into_iter()
         .filter(|s| !matches!(s, Starter::NostTools) || ctx.python.is_some())
         .collect();
+    for s in starters.iter().filter(|_| runs(Suite::Fidelity)) {
+        step(&format!("scenario fidelity, {s:?}"));
+        match fidelity::run_once(&ctx, *s).await {
+            Ok(f) => {
+                eprintln!(
+                    "bench: fidelity {:<17} status.time p50 {:.1} ms p99 {:.1} ms, EXECUTING spread {:.1} ms",
+                    f.who, f.time_p50_ms, f.time_p99_ms, f.executing_spread_ms
+                );
+                report.fidelity.push(f);
+            }
+            Err(e) => eprintln!("bench: scenario fidelity ({s:?}) failed: {e:#}"),
+        }
+    }
     for rep in (1..=args.reps).filter(|_| runs(Suite::Startup)) {
         for s in &starters {
             let secs = startup::run_once(&ctx, *s).await?;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 use tokio::process::Command;
 
@@ -24,6 +24,9 @@ pub enum Publisher {
     NostRs,
     /// (c) Python nost_tools 3.6.0 `Application.send_message`.
     NostTools,
+    /// (b) from another build of nost-bench (`--nost-before`), to compare
+    /// a change in one run.
+    NostRsBefore,
 }
 
 impl Publisher {
@@ -33,6 +36,7 @@ impl Publisher {
             Publisher::LapinConfirms => "lapin + confirms",
             Publisher::NostRs => "nost-rs",
             Publisher::NostTools => "nost_tools 3.6.0",
+            Publisher::NostRsBefore => "nost-rs (before)",
         }
     }
 }
@@ -70,8 +74,14 @@ pub async fn run_once(ctx: &Ctx, who: Publisher, count: usize) -> Result<Publish
             }
             c
         }
-        Publisher::NostRs => {
+        Publisher::NostRs | Publisher::NostRsBefore => {
             let mut c = ctx.rust_child("publish-nost", &prefix, None);
+            if who == Publisher::NostRsBefore {
+                let exe = ctx.before_exe.as_ref().context("--nost-before")?;
+                let mut b = Command::new(exe);
+                b.args(c.as_std().get_args());
+                c = b;
+            }
             c.args(["--count", &count.to_string()]);
             c
         }

@@ -33,7 +33,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(mut xs: Vec<f64>) -> Latency {
+    pub fn of(mut xs: Vec<f64>) -> Latency {
         xs.sort_by(f64::total_cmp);
         Latency {
             count: xs.len(),

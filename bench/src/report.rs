@@ -9,6 +9,8 @@ use serde_json::json;
 
 use crate::RunArgs;
 use crate::ctx::Ctx;
+use crate::fidelity::FidelitySample;
+use crate::latency::LatencySample;
 use crate::many::ManyResult;
 use crate::measure::median;
 use crate::publish::{PublishSample, Publisher};
@@ -23,6 +25,8 @@ pub struct Report {
     startup: BTreeMap<&'static str, Vec<f64>>,
     pub renewal: Vec<RenewalResult>,
     pub many: Option<ManyResult>,
+    pub latency: Vec<LatencySample>,
+    pub fidelity: Vec<FidelitySample>,
 }
 
 #[derive(Serialize)]
@@ -40,6 +44,7 @@ fn key(p: Publisher) -> &'static str {
         Publisher::LapinConfirms => "a_raw_lapin_confirms",
         Publisher::NostRs => "b_nost_rs",
         Publisher::NostTools => "c_nost_tools",
+        Publisher::NostRsBefore => "b0_nost_rs_before",
     }
 }
 
@@ -59,6 +64,8 @@ impl Report {
             startup: BTreeMap::new(),
             renewal: Vec::new(),
             many: None,
+            latency: Vec::new(),
+            fidelity: Vec::new(),
         }
     }
 
@@ -132,6 +139,8 @@ impl Report {
             "ratios": ratios,
             "renewal_under_load": self.renewal,
             "many_applications": self.many,
+            "latency": self.latency,
+            "fidelity": self.fidelity,
         });
 
         let mut t = String::new();
@@ -240,6 +249,7 @@ impl Report {
                 );
             }
         }
+        latency_lines(&mut t, &self.latency, &self.fidelity);
         if let Some(m) = &self.many {
             line(
                 &mut t,
@@ -279,8 +289,71 @@ impl Report {
         std::fs::write(&file, &text).with_context(|| format!("{}", file.display()))?;
         std::fs::write(self.args.out.join("latest.json"), &text)?;
         std::fs::write(self.args.out.join("latest.txt"), &t)?;
+        if !self.latency.is_empty() || !publish.is_empty() {
+            let title = format!(
+                "{} · {} ({} cores, loaded) · RabbitMQ {}",
+                now.format("%Y-%m-%d %H:%M UTC"),
+                machine["cpu"].as_str().unwrap_or("?"),
+                machine["cores"],
+                machine["rabbitmq"].as_str().unwrap_or("?"),
+            );
+            let cpu_bars: Vec<(String, f64)> = publish
+                .values()
+                .map(|s| (s.publisher.label().to_owned(), s.median_cpu_us_per_msg))
+                .collect();
+            let svg = crate::plot::latency_cpu(&title, &cpu_bars, &self.latency);
+            let plot = self.args.out.join("latency-cpu.svg");
+            std::fs::write(&plot, svg).with_context(|| format!("{}", plot.display()))?;
+            eprintln!("bench: wrote {}", plot.display());
+        }
         eprintln!("bench: wrote {} and latest.json/latest.txt", file.display());
         Ok(())
+    }
+}
+
+/// The latency and fidelity tables.
+fn latency_lines(t: &mut String, latency: &[LatencySample], fidelity: &[FidelitySample]) {
+    use std::fmt::Write;
+    if let Some(first) = latency.first() {
+        let _ = writeln!(
+            t,
+            "\nPublish → consumer delivery latency at {:.0} msgs/s ({} messages each, send call to arrival)",
+            first.rate, first.count
+        );
+        for l in latency {
+            let _ = writeln!(
+                t,
+                "  {:<24} p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.1} ms  (n={})  CPU {:>6.1} µs/msg",
+                l.publisher.label(),
+                l.latency.p50_ms,
+                l.latency.p99_ms,
+                l.latency.max_ms,
+                l.received,
+                l.cpu_us_per_msg
+            );
+        }
+    }
+    if let Some(first) = fidelity.first() {
+        let _ = writeln!(
+            t,
+            "\nScenario fidelity: {} managed applications, time scale {}, one nost-rs Manager (arrival at a consumer minus schedule)",
+            first.apps, first.time_scale
+        );
+        for f in fidelity {
+            let _ = writeln!(
+                t,
+                "  {:<17} status.time p50 {:>6.1} ms  p99 {:>6.1} ms  max {:>6.1} ms (n={})  EXECUTING spread {:>6.1} ms ({} apps, {:.1}–{:.1} ms after startTime)",
+                f.who,
+                f.time_p50_ms,
+                f.time_p99_ms,
+                f.time_max_ms,
+                f.time_statuses,
+                f.executing_spread_ms,
+                f.executing,
+                f.executing_first_after_start_ms,
+                f.executing_last_after_start_ms
+            );
+        }
     }
 }
 
