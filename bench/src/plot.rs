@@ -7,7 +7,7 @@ use std::fmt::Write;
 use crate::latency::LatencySample;
 
 const W: f64 = 960.0;
-const H: f64 = 360.0;
+const H: f64 = 400.0;
 const PANEL_W: f64 = 440.0;
 const TOP: f64 = 70.0;
 const ROW: f64 = 52.0;
