@@ -1,6 +1,7 @@
 //! `Application`: start-up, publishing, subscriptions and shutdown.
 
 pub(crate) mod auth_link;
+mod channels;
 pub mod error;
 pub mod options;
 pub mod shared;
@@ -196,6 +197,16 @@ impl Application {
             }
             return Err(e.into());
         }
+        let channel_queues = match channels::declare(&session, config, name, prefix).await {
+            Ok(q) => q,
+            Err(e) => {
+                session.shutdown(Duration::ZERO).await;
+                if let Some(t) = token_manager.as_ref().filter(|_| owns_tokens) {
+                    t.shutdown().await;
+                }
+                return Err(e);
+            }
+        };
         tracing::info!(target: "nost_app", app = name, prefix, mode = %mode, url = %session.url(), "application started");
         let (outbox, outbox_rx) = mpsc::unbounded_channel::<Queued>();
         let app = Application {
@@ -208,7 +219,7 @@ impl Application {
                 tokens: token_manager,
                 owns_tokens,
                 handlers: Mutex::new(HashMap::new()),
-                queues: Mutex::new(Vec::new()),
+                queues: Mutex::new(channel_queues),
                 subscribe_lock: tokio::sync::Mutex::new(()),
                 closing: CancellationToken::new(),
                 closed: tokio::sync::OnceCell::new(),
