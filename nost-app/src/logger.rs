@@ -190,6 +190,7 @@ impl LoggerApplication {
                 .shut_down_when_terminated
                 .unwrap_or(section.shut_down_when_terminated),
             set_offset: options.set_offset.unwrap_or(section.set_offset),
+            logging: None,
         };
         let app = Application::start_up_with(name, prefix, config, options, role).await?;
         let log = match CsvLog::open(Path::new(&section.log_dir), app.simulator().wallclock_now()) {

@@ -83,6 +83,8 @@ struct Inner {
     simulator: Simulator,
     description: Option<String>,
     outbox: mpsc::UnboundedSender<Queued>,
+    /// The YAML's log file, written until shutdown.
+    file_log: Mutex<Option<crate::logging::FileLogRegistration>>,
 }
 
 enum Queued {
@@ -97,6 +99,8 @@ pub(crate) struct RoleSettings {
     pub time_status_init: Option<chrono::DateTime<chrono::Utc>>,
     pub shut_down_when_terminated: bool,
     pub set_offset: bool,
+    /// The role's logging fields (`None`: the role has none, the logger).
+    pub logging: Option<nost_config::LoggingConfig>,
 }
 
 /// A NOS-T application connected under one prefix.
@@ -149,6 +153,7 @@ impl Application {
                 .set_offset
                 .or_else(|| section.as_ref().map(|s| s.set_offset))
                 .unwrap_or(true),
+            logging: section.map(|s| s.logging),
         };
         Self::start_up_with(name, prefix, config, options, settings).await
     }
@@ -164,6 +169,16 @@ impl Application {
             .map_err(|e| AppError::InvalidName(e.to_string()))?;
         validate_name("prefix", prefix).map_err(|e| AppError::InvalidName(e.to_string()))?;
         config.validate_all()?;
+        // As nost_tools: the file is set up before connecting, so the
+        // connection's lines are in it too.
+        let file_log = match role.logging.as_ref() {
+            Some(l) if l.enable_file_logging && !options.skip_file_logging => {
+                let r = crate::logging::register(name, l)?;
+                tracing::info!(target: "nost_app", app = name, file = %r.path().display(), "file logging configured");
+                Some(r)
+            }
+            _ => None,
+        };
         let (mode, login, token_manager, owns_tokens) = match &options.shared_tokens {
             Some(shared) => {
                 let (login, manager) = shared.login(config)?;
@@ -226,6 +241,7 @@ impl Application {
                 simulator: options.simulator.clone().unwrap_or_default(),
                 description: options.description.clone(),
                 outbox,
+                file_log: Mutex::new(file_log),
             }),
         };
         app.spawn_status_sender(outbox_rx);
@@ -582,6 +598,7 @@ impl Application {
                     t.shutdown().await;
                 }
                 tracing::info!(target: "nost_app", app = %inner.name, "application shut down");
+                drop(lock(&inner.file_log).take());
             })
             .await;
     }
