@@ -6,6 +6,7 @@
 //! matching) and [`simulator`] (modes, scenario time, entities, observers).
 
 pub mod app;
+pub mod logger;
 pub mod logging;
 pub mod managed;
 pub mod manager;
@@ -20,5 +21,6 @@ pub use app::error::{AppError, HandlerError};
 pub use app::options::StartOptions;
 pub use app::shared::SharedTokens;
 pub use app::{Application, Message};
+pub use logger::LoggerApplication;
 pub use managed::{ManagedApplication, ManagedHooks};
 pub use manager::{Manager, RunSummary, TestPlan};

@@ -99,6 +99,7 @@ impl ManagedApplication {
                 .shut_down_when_terminated
                 .unwrap_or(section.shut_down_when_terminated),
             set_offset: options.set_offset.unwrap_or(section.set_offset),
+            logging: Some(section.logging.clone()),
         };
         let time_step = section.time_step.as_delta();
         if time_step <= TimeDelta::zero() {

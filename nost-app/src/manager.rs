@@ -116,6 +116,7 @@ impl Manager {
                 .shut_down_when_terminated
                 .unwrap_or(section.shut_down_when_terminated),
             set_offset: options.set_offset.unwrap_or(section.set_offset),
+            logging: Some(section.logging.clone()),
         };
         let app = Application::start_up_with(name, prefix, config, options, role).await?;
         let manager = Manager {

@@ -100,9 +100,16 @@ impl Resolved {
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NOST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // With the file router, so the YAML's log files of start_up get lines.
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let console = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_filter(filter);
+    let _ = tracing_subscriber::registry()
+        .with(console)
+        .with(nost_app::logging::router_layer())
         .try_init();
 }
 

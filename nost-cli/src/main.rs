@@ -37,6 +37,8 @@ enum Command {
     Listen(cmd::listen::Args),
     /// Publish one message as an application.
     Publish(cmd::publish::Args),
+    /// Write every message under a prefix to a CSV file (nost_tools' LoggerApplication).
+    Logger(cmd::logger::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,6 +63,7 @@ fn main() -> std::process::ExitCode {
             Command::Token(args) => cmd::token::run(args).await,
             Command::Listen(args) => cmd::listen::run(args).await,
             Command::Publish(args) => cmd::publish::run(args).await,
+            Command::Logger(args) => cmd::logger::run(args).await,
         }
     });
     match result {

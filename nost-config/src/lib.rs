@@ -33,6 +33,7 @@
 //! and errors never show them.
 
 mod builder;
+pub mod channels;
 pub mod dotenv;
 pub mod duration;
 mod env;
@@ -43,6 +44,7 @@ pub mod schema;
 pub mod time;
 
 pub use builder::ConfigBuilder;
+pub use channels::{ChannelDeclaration, ChannelExchange};
 pub use duration::NostDuration;
 pub use env::{
     CLIENT_ID, CLIENT_SECRET_KEY, Credentials, EnvFile, PASSWORD, USERNAME, VarSource, find_dotenv,

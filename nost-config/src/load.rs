@@ -64,15 +64,19 @@ pub fn load_str(text: &str, origin: Origin) -> Result<LoadedConfig, ConfigError>
 
     apply_scaling(&mut config, &raw_json, &mut warnings, &mut errors);
     check_keycloak_section(&raw_json, &mut errors);
+    if let Some(l) = config.execution.logger_application.as_mut()
+        && l.log_app == "+"
+    {
+        l.log_app = "*".into();
+        warnings.push(ConfigWarning {
+            path: "execution.logger_application.log_app".into(),
+            message: "`+` is an MQTT wildcard and matches nothing in AMQP (nost_tools' default); read as `*`, every application".into(),
+        });
+    }
     if let Ok(typed) = serde_json::to_value(&config) {
         unknown_keys(&raw_json, &typed, "", &mut warnings);
     }
-    if !config.channels.is_empty() {
-        warnings.push(ConfigWarning {
-            path: "channels".into(),
-            message: "predefined channels are accepted but not used (nost_tools 3.6.0 cannot use them either); exchanges and queues follow the NOS-T naming rules".into(),
-        });
-    }
+    warnings.extend(crate::channels::check(&config).1);
     errors.extend(
         check(&config)
             .into_iter()
@@ -358,6 +362,7 @@ pub(crate) fn check(config: &Config) -> Vec<FieldError> {
         }
     }
     out.extend(sanity(config));
+    out.extend(crate::channels::check(config).0);
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out
 }
@@ -584,6 +589,47 @@ fn find_line(text: &str, path: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::find_line;
+
+    #[test]
+    fn logger_section_reads_its_extensions_and_fixes_the_mqtt_wildcard() {
+        let yaml = |body: &str| {
+            format!("servers:\n  rabbitmq: {{}}\nexecution:\n  logger_application:\n{body}")
+        };
+        let l = super::load_str(
+            &yaml("    log_app: \"+\"\n    log_topic: status.#\n    log_dir: out\n"),
+            crate::Origin::Program,
+        )
+        .expect("valid");
+        let s = l.config.execution.logger_application.expect("section");
+        assert_eq!(
+            (s.log_app.as_str(), s.log_topic.as_str()),
+            ("*", "status.#")
+        );
+        assert_eq!(s.log_dir, "out");
+        assert_eq!(l.warnings[0].path, "execution.logger_application.log_app");
+        for (body, path) in [
+            (
+                "    log_topic: status..x\n",
+                "execution.logger_application.log_topic",
+            ),
+            (
+                "    log_topic: \"\"\n",
+                "execution.logger_application.log_topic",
+            ),
+            ("    log_app: a.b\n", "execution.logger_application.log_app"),
+            (
+                "    log_dir: \"\"\n",
+                "execution.logger_application.log_dir",
+            ),
+        ] {
+            match super::load_str(&yaml(body), crate::Origin::Program) {
+                Err(crate::ConfigError::Invalid { errors, .. }) => {
+                    assert!(errors.iter().any(|e| e.path == path), "{body}: {errors:?}")
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn finds_nested_keys() {

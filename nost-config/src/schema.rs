@@ -14,8 +14,9 @@ pub struct Config {
     /// Broker and identity-provider settings (required).
     #[validate(nested)]
     pub servers: Servers,
-    /// Predefined exchanges/queues. Accepted and kept but unused, as in
-    /// `nost_tools` 3.6.0 where a non-empty section cannot be used at all.
+    /// Predefined exchanges and queues (`channels.<app>.<channel>`), declared
+    /// at start-up; read through [`Config::channel_declarations`] (see
+    /// [`crate::channels`]). `nost_tools` 3.6.0 cannot load a non-empty one.
     #[serde(default)]
     pub channels: BTreeMap<String, serde_json::Value>,
     /// Run parameters of each role (required; `{}` is accepted).
@@ -676,9 +677,28 @@ impl Default for ApplicationConfig {
 }
 
 /// `execution.logger_application` (no logging fields).
+///
+/// `log_app`, `log_topic` and `log_dir` are nost-rs extensions (in
+/// `nost_tools` they are arguments of `LoggerApplication.start_up`, with the
+/// same defaults except `log_app`); `nost_tools` ignores them in the file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
 #[serde(default)]
 pub struct LoggerApplicationConfig {
+    /// The application whose messages are logged; `*` (the default) is
+    /// every application. `nost_tools`' default `+` is an MQTT wildcard that
+    /// matches nothing in AMQP: it is read as `*` (with a warning).
+    #[validate(custom(function = "validate_log_app"))]
+    pub log_app: String,
+    /// The topic pattern logged (`#`, the default: every topic; AMQP `*`
+    /// and `#` wildcards).
+    #[validate(custom(function = "validate_log_topic"))]
+    pub log_topic: String,
+    /// Directory of the CSV log files (created when missing).
+    #[validate(length(
+        min = 1,
+        message = "must not be empty (use \".\" for the current directory)"
+    ))]
+    pub log_dir: String,
     /// Run NTP clock correction.
     pub set_offset: bool,
     /// Unused (kept for compatibility).
@@ -696,9 +716,38 @@ pub struct LoggerApplicationConfig {
     pub manager_app_name: String,
 }
 
+fn validate_log_app(app: &str) -> Result<(), validator::ValidationError> {
+    if app.is_empty() || app.contains('.') || (app.contains(['*', '#']) && app.len() > 1) {
+        let mut e = validator::ValidationError::new("log_app");
+        e.message = Some(
+            format!("{app:?}: write one application name, or `*` for every application").into(),
+        );
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn validate_log_topic(topic: &str) -> Result<(), validator::ValidationError> {
+    let bad = topic.is_empty()
+        || topic
+            .split('.')
+            .any(|w| w.is_empty() || (w.contains(['*', '#']) && w.len() > 1));
+    if bad {
+        let mut e = validator::ValidationError::new("log_topic");
+        e.message = Some(
+            format!("{topic:?}: write dot-separated words, where a word may be `*` (one word) or `#` (any words), e.g. `status.#`").into(),
+        );
+        return Err(e);
+    }
+    Ok(())
+}
+
 impl Default for LoggerApplicationConfig {
     fn default() -> Self {
         LoggerApplicationConfig {
+            log_app: "*".into(),
+            log_topic: "#".into(),
+            log_dir: ".".into(),
             set_offset: true,
             time_scale_factor: 1.0,
             time_step: NostDuration::seconds(1),

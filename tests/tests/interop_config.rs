@@ -65,6 +65,10 @@ fn the_full_example_has_the_same_effective_values_as_in_nost_tools() {
                 strip(section, &["time_status_init"]);
             }
         }
+        // nost-rs extensions of the logger section (start_up arguments in nost_tools).
+        if let Some(section) = v.pointer_mut("/execution/logger_application") {
+            strip(section, &["log_app", "log_topic", "log_dir"]);
+        }
     }
     for key in ["rabbitmq", "keycloak"] {
         assert_eq!(rs[key], py[key], "servers.{key}");

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use nost_app::messages::{InitCommand, StartCommand, StopCommand, UpdateCommand};
+use nost_app::messages::{
+    FreezeCommand, InitCommand, ResumeCommand, StartCommand, StopCommand, UpdateCommand,
+};
 use nost_app::simulator::Mode;
 use nost_app::{Application, ManagedApplication, ManagedHooks, Manager, StartOptions, TestPlan};
 use nost_config::{Config, Credentials, NostDuration};
@@ -128,5 +130,90 @@ async fn a_custom_plan_from_the_public_steps() {
             "stop +40s EXECUTING"
         ]
     );
+    manager.app().shut_down().await;
+}
+
+/// Records freeze and resume commands with what they carried and the
+/// application's simulator at that moment.
+#[derive(Default)]
+struct FreezeResume(Mutex<Vec<String>>);
+
+impl ManagedHooks for FreezeResume {
+    fn on_freeze(&self, app: &Application, cmd: &FreezeCommand) {
+        let at =
+            (cmd.tasking_parameters.sim_freeze_time - app.simulator().init_time()).num_seconds();
+        let d = cmd.tasking_parameters.freeze_duration.is_some();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("freeze +{at}s duration {d}"));
+    }
+    fn on_resume(&self, app: &Application, cmd: &ResumeCommand) {
+        // After the built-in handling: re-anchored on the manager's mapping.
+        let sim = app.simulator();
+        let p = &cmd.tasking_parameters;
+        let anchored = sim.wallclock_at(p.sim_resume_time) == p.resume_time;
+        let mode = sim.mode();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("resume anchored {anchored} {mode}"));
+    }
+}
+
+#[tokio::test]
+async fn freeze_and_resume_hooks_run_after_the_built_in_handling() {
+    let prefix = unique("hooksfr");
+    let cfg = config();
+    let alpha = ManagedApplication::start_up("alpha", &prefix, &cfg, options())
+        .await
+        .unwrap();
+    let heard = Arc::new(FreezeResume::default());
+    alpha.add_hooks(heard.clone());
+    let manager = Manager::start_up("manager", &prefix, &cfg, options())
+        .await
+        .unwrap();
+    let plan = TestPlan::from_config(cfg.execution.manager.as_ref().unwrap()).unwrap();
+    let start = plan.sim_start_time;
+    manager.init(&plan).await.unwrap();
+    manager.start(&plan).await.unwrap();
+    let asim = alpha.app().simulator().clone();
+    tokio::time::timeout(Duration::from_secs(10), asim.wait_for_mode(Mode::Executing))
+        .await
+        .unwrap();
+
+    // An indefinite freeze at scenario +10 s: alpha pauses there.
+    let freeze_at = start + TimeDelta::seconds(10);
+    manager.freeze(freeze_at, None).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), asim.wait_for_mode(Mode::Paused))
+        .await
+        .unwrap();
+    assert_eq!(*heard.0.lock().unwrap(), ["freeze +10s duration false"]);
+
+    manager.resume().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), asim.wait_for_mode(Mode::Executing))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while heard.0.lock().unwrap().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no resume hook");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let resumed = heard.0.lock().unwrap()[1].clone();
+    assert!(
+        resumed.starts_with("resume anchored true "),
+        "hook saw the re-anchored simulator: {resumed}"
+    );
+    assert!(
+        !resumed.ends_with("PAUSED"),
+        "hook ran after the resume was handled: {resumed}"
+    );
+
+    let stop_at = start + TimeDelta::seconds(20);
+    manager.stop(Some(stop_at)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), alpha.wait_terminated())
+        .await
+        .unwrap();
+    assert_eq!(heard.0.lock().unwrap().len(), 2, "one call each");
     manager.app().shut_down().await;
 }

@@ -22,6 +22,15 @@ pub enum AppError {
     /// A required setting is missing (e.g. the manager's scenario times).
     #[error("{0}")]
     Missing(String),
+    /// A `channels` entry that could not be declared (its path, e.g.
+    /// `channels.fire.detected.bindings.amqp.exchange`, and why).
+    #[error("{path}: {reason}")]
+    Channel {
+        /// Dotted path of the entry in the YAML.
+        path: String,
+        /// What went wrong and what to do.
+        reason: String,
+    },
     /// The application was shut down.
     #[error("the application is shut down")]
     ShutDown,

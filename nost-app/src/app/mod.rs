@@ -1,6 +1,7 @@
 //! `Application`: start-up, publishing, subscriptions and shutdown.
 
 pub(crate) mod auth_link;
+mod channels;
 pub mod error;
 pub mod options;
 pub mod shared;
@@ -82,6 +83,8 @@ struct Inner {
     simulator: Simulator,
     description: Option<String>,
     outbox: mpsc::UnboundedSender<Queued>,
+    /// The YAML's log file, written until shutdown.
+    file_log: Mutex<Option<crate::logging::FileLogRegistration>>,
 }
 
 enum Queued {
@@ -96,6 +99,8 @@ pub(crate) struct RoleSettings {
     pub time_status_init: Option<chrono::DateTime<chrono::Utc>>,
     pub shut_down_when_terminated: bool,
     pub set_offset: bool,
+    /// The role's logging fields (`None`: the role has none, the logger).
+    pub logging: Option<nost_config::LoggingConfig>,
 }
 
 /// A NOS-T application connected under one prefix.
@@ -148,6 +153,7 @@ impl Application {
                 .set_offset
                 .or_else(|| section.as_ref().map(|s| s.set_offset))
                 .unwrap_or(true),
+            logging: section.map(|s| s.logging),
         };
         Self::start_up_with(name, prefix, config, options, settings).await
     }
@@ -163,6 +169,16 @@ impl Application {
             .map_err(|e| AppError::InvalidName(e.to_string()))?;
         validate_name("prefix", prefix).map_err(|e| AppError::InvalidName(e.to_string()))?;
         config.validate_all()?;
+        // As nost_tools: the file is set up before connecting, so the
+        // connection's lines are in it too.
+        let file_log = match role.logging.as_ref() {
+            Some(l) if l.enable_file_logging && !options.skip_file_logging => {
+                let r = crate::logging::register(name, l)?;
+                tracing::info!(target: "nost_app", app = name, file = %r.path().display(), "file logging configured");
+                Some(r)
+            }
+            _ => None,
+        };
         let (mode, login, token_manager, owns_tokens) = match &options.shared_tokens {
             Some(shared) => {
                 let (login, manager) = shared.login(config)?;
@@ -196,6 +212,16 @@ impl Application {
             }
             return Err(e.into());
         }
+        let channel_queues = match channels::declare(&session, config, name, prefix).await {
+            Ok(q) => q,
+            Err(e) => {
+                session.shutdown(Duration::ZERO).await;
+                if let Some(t) = token_manager.as_ref().filter(|_| owns_tokens) {
+                    t.shutdown().await;
+                }
+                return Err(e);
+            }
+        };
         tracing::info!(target: "nost_app", app = name, prefix, mode = %mode, url = %session.url(), "application started");
         let (outbox, outbox_rx) = mpsc::unbounded_channel::<Queued>();
         let app = Application {
@@ -208,13 +234,14 @@ impl Application {
                 tokens: token_manager,
                 owns_tokens,
                 handlers: Mutex::new(HashMap::new()),
-                queues: Mutex::new(Vec::new()),
+                queues: Mutex::new(channel_queues),
                 subscribe_lock: tokio::sync::Mutex::new(()),
                 closing: CancellationToken::new(),
                 closed: tokio::sync::OnceCell::new(),
                 simulator: options.simulator.clone().unwrap_or_default(),
                 description: options.description.clone(),
                 outbox,
+                file_log: Mutex::new(file_log),
             }),
         };
         app.spawn_status_sender(outbox_rx);
@@ -571,6 +598,7 @@ impl Application {
                     t.shutdown().await;
                 }
                 tracing::info!(target: "nost_app", app = %inner.name, "application shut down");
+                drop(lock(&inner.file_log).take());
             })
             .await;
     }

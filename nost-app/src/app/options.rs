@@ -46,6 +46,10 @@ pub struct StartOptions {
     /// The application's description, carried by its status messages
     /// (`nost_tools`' `app_description`); `None`: left out.
     pub description: Option<String>,
+    /// Do not write the log file that the role's YAML logging fields
+    /// (`enable_file_logging`, `log_dir`, …) ask for (see
+    /// [`crate::logging`]). Off by default: `start_up` writes it.
+    pub skip_file_logging: bool,
 }
 
 impl fmt::Debug for StartOptions {
@@ -62,6 +66,7 @@ impl fmt::Debug for StartOptions {
             .field("shared_tokens", &self.shared_tokens.is_some())
             .field("simulator", &self.simulator.is_some())
             .field("description", &self.description)
+            .field("skip_file_logging", &self.skip_file_logging)
             .finish_non_exhaustive()
     }
 }
