@@ -23,6 +23,7 @@ pub struct Report {
     startup: BTreeMap<&'static str, Vec<f64>>,
     pub renewal: Vec<RenewalResult>,
     pub many: Option<ManyResult>,
+    pub constellation: Vec<crate::constellation::ConstellationRow>,
 }
 
 #[derive(Serialize)]
@@ -59,6 +60,7 @@ impl Report {
             startup: BTreeMap::new(),
             renewal: Vec::new(),
             many: None,
+            constellation: Vec::new(),
         }
     }
 
@@ -132,6 +134,7 @@ impl Report {
             "ratios": ratios,
             "renewal_under_load": self.renewal,
             "many_applications": self.many,
+            "constellation": self.constellation,
         });
 
         let mut t = String::new();
@@ -267,6 +270,7 @@ impl Report {
                 ),
             );
         }
+        crate::constellation::render(&self.constellation, &mut t);
         print!("{t}");
 
         std::fs::create_dir_all(&self.args.out)

@@ -413,3 +413,125 @@ async fn twenty_applications_on_a_shared_connection_are_one_broker_connection() 
     conn.shutdown().await;
     consumer.shutdown(Duration::from_secs(5)).await;
 }
+
+/// On the OAuth2 node (`cargo xtask integration`): tokens of 4 s renewed
+/// about every 3 s reach the one shared connection (an update-secret per
+/// renewal, not per application), and five applications keep publishing
+/// past several expiries without a reconnect.
+#[tokio::test]
+async fn renewed_tokens_reach_the_shared_connection_once_and_every_application_keeps_publishing() {
+    use nost_testkit::broker::{KID, OAuthBrokerInfo};
+    use nost_testkit::{KeycloakEmulator, SigningKey};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let node = OAuthBrokerInfo::from_env_or_panic();
+    let key = SigningKey::from_pem_file(&node.signing_key_path(), KID).unwrap();
+    let kc = KeycloakEmulator::start("NOS-T", key).await;
+    kc.add_client("sos-service", Some("svc-secret"));
+    kc.set_access_lifetime(4);
+    let port = kc.port();
+    let config = Config::builder()
+        .rabbitmq(|r| {
+            r.host = "127.0.0.1".into();
+            r.port = u32::from(node.amqp_port);
+            r.reconnect_delay = 1;
+            r.connection_timeout = 15;
+        })
+        .keycloak(|k| {
+            k.host = "127.0.0.1".into();
+            k.port = u32::from(port);
+            k.realm = "NOS-T".into();
+            k.tls = Some(false);
+            k.token_refresh_interval = 240;
+        })
+        .build()
+        .unwrap();
+    let base = StartOptions {
+        credentials: Some(Credentials::client(
+            "sos-service",
+            Some("svc-secret".into()),
+        )),
+        set_offset: Some(false),
+        ..Default::default()
+    };
+    let conn = nost_app::SharedConnection::start(&config, &base)
+        .await
+        .unwrap();
+    assert_eq!(conn.mode(), nost_config::ModeKind::ServiceAccount);
+    let mut conn_events = conn.amqp().events();
+    let options = StartOptions {
+        shared_connection: Some(conn.clone()),
+        ..base
+    };
+    let prefix = unique("shrenew");
+    let received = Arc::new(AtomicUsize::new(0));
+    let mut apps = Vec::new();
+    for i in 0..5 {
+        let app = Application::start_up(&format!("sat{i}"), &prefix, &config, options.clone())
+            .await
+            .unwrap();
+        let r = received.clone();
+        app.add_message_callback(&format!("sat{i}"), "tick", move |_| {
+            let r = r.clone();
+            async move {
+                r.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+        apps.push(app);
+    }
+    let mut app_events: Vec<_> = apps.iter().map(|a| a.session().events()).collect();
+    let mut renewals = conn.token_manager().unwrap().subscribe_events();
+    // 12 s of publishing: three token lifetimes.
+    let mut sent = 0;
+    let until = tokio::time::Instant::now() + Duration::from_secs(12);
+    while tokio::time::Instant::now() < until {
+        for app in &apps {
+            app.send_message("tick", "{}").await.unwrap();
+            sent += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for app in &apps {
+        app.flush(Duration::from_secs(10)).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while received.load(Ordering::SeqCst) < sent && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        received.load(Ordering::SeqCst),
+        sent,
+        "every message delivered"
+    );
+    let mut renewed = 0;
+    while let Ok(e) = renewals.try_recv() {
+        if matches!(e, nost_auth::AuthEvent::Renewed { .. }) {
+            renewed += 1;
+        }
+    }
+    let (mut updates, mut drops) = (0, 0);
+    while let Ok(e) = conn_events.try_recv() {
+        match e {
+            SessionEvent::SecretUpdated => updates += 1,
+            SessionEvent::Disconnected { .. } => drops += 1,
+            _ => {}
+        }
+    }
+    assert!(renewed >= 3, "the token was renewed ({renewed})");
+    assert!(
+        updates >= 3 && updates <= renewed,
+        "one update-secret per renewal on the shared connection ({updates} for {renewed})"
+    );
+    assert_eq!(drops, 0, "the shared connection was never lost");
+    for (i, e) in app_events.iter_mut().enumerate() {
+        assert_eq!(count(e).1, 0, "sat{i} never lost its channels");
+    }
+    for app in &apps {
+        app.shut_down().await;
+    }
+    conn.shutdown().await;
+}
