@@ -89,13 +89,25 @@ pub enum Child {
         #[arg(long)]
         renewals: usize,
     },
+    /// A constellation: many Applications sending a status.time per second.
+    Constellation {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long)]
+        apps: usize,
+        #[arg(long)]
+        secs: u64,
+        /// One shared connection instead of one per application.
+        #[arg(long)]
+        shared: bool,
+    },
 }
 
 /// Where an Application child finds its configuration.
 #[derive(clap::Args, Debug)]
 pub struct AppArgs {
     #[arg(long)]
-    prefix: String,
+    pub(crate) prefix: String,
     #[arg(long)]
     config: PathBuf,
     #[arg(long)]
@@ -103,7 +115,7 @@ pub struct AppArgs {
 }
 
 impl AppArgs {
-    fn load(&self) -> Result<(Config, StartOptions)> {
+    pub(crate) fn load(&self) -> Result<(Config, StartOptions)> {
         let config = nost_config::load_file(&self.config)
             .with_context(|| format!("{}", self.config.display()))?
             .config;
@@ -304,6 +316,12 @@ pub async fn run(child: Child) -> Result<()> {
             apps,
             renewals,
         } => many(app, apps, renewals).await?,
+        Child::Constellation {
+            app,
+            apps,
+            secs,
+            shared,
+        } => crate::constellation::child(app, apps, secs, shared).await?,
     }
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! memory to them alone.
 
 mod child;
+mod constellation;
 mod consumer;
 mod ctx;
 mod fidelity;
@@ -92,12 +93,21 @@ struct RunArgs {
     #[arg(long)]
     no_python: bool,
     /// Run only these suites.
-    #[arg(long, value_delimiter = ',', default_values = ["publish", "latency", "fidelity", "startup", "renewal", "many"])]
+    #[arg(long, value_delimiter = ',', default_values = ["publish", "latency", "fidelity", "startup", "renewal", "many", "constellation"])]
     only: Vec<Suite>,
     /// Also measure the nost-rs publisher of this other nost-bench build
     /// (e.g. one built before a change), in the same run.
     #[arg(long)]
     nost_before: Option<PathBuf>,
+    /// Applications of the constellation suite (nost-rs).
+    #[arg(long, default_value_t = 1000)]
+    constellation_apps: usize,
+    /// nost_tools Applications in one Python process for the constellation.
+    #[arg(long, default_value_t = 100)]
+    constellation_python_apps: usize,
+    /// Seconds of status.time in the constellation suite.
+    #[arg(long, default_value_t = 60)]
+    constellation_secs: u64,
     /// The default broker's AMQP port (guest/guest).
     #[arg(long, default_value_t = 5672)]
     amqp_port: u16,
@@ -111,6 +121,7 @@ enum Suite {
     Startup,
     Renewal,
     Many,
+    Constellation,
 }
 
 /// A name unique to this run.
@@ -243,6 +254,16 @@ async fn run(args: RunArgs) -> Result<()> {
             );
             report.startup_sample(*s, secs);
         }
+    }
+
+    if runs(Suite::Constellation) {
+        report.constellation = constellation::run(
+            &ctx,
+            args.constellation_apps,
+            args.constellation_python_apps,
+            args.constellation_secs,
+        )
+        .await;
     }
 
     if !runs(Suite::Renewal) && !runs(Suite::Many) {

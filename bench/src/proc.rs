@@ -50,6 +50,11 @@ impl Proc {
             .with_context(|| format!("{name} did not say {word:?} within {timeout:?}"))?
     }
 
+    /// The child's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Send one line.
     pub async fn send(&mut self, line: &str) -> Result<()> {
         let stdin = self.stdin.as_mut().context("child stdin closed")?;

@@ -27,6 +27,7 @@ pub struct Report {
     pub many: Option<ManyResult>,
     pub latency: Vec<LatencySample>,
     pub fidelity: Vec<FidelitySample>,
+    pub constellation: Vec<crate::constellation::ConstellationRow>,
 }
 
 #[derive(Serialize)]
@@ -66,6 +67,7 @@ impl Report {
             many: None,
             latency: Vec::new(),
             fidelity: Vec::new(),
+            constellation: Vec::new(),
         }
     }
 
@@ -141,6 +143,7 @@ impl Report {
             "many_applications": self.many,
             "latency": self.latency,
             "fidelity": self.fidelity,
+            "constellation": self.constellation,
         });
 
         let mut t = String::new();
@@ -277,6 +280,7 @@ impl Report {
                 ),
             );
         }
+        crate::constellation::render(&self.constellation, &mut t);
         print!("{t}");
 
         std::fs::create_dir_all(&self.args.out)

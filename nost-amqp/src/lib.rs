@@ -25,6 +25,10 @@
 //!   [`Session::publish_confirmed`], or for all with [`Session::flush`],
 //!   which reports the refused ones as [`AmqpError::Refused`].
 //!
+//! Many sessions of one process can share one connection (and its one I/O
+//! thread): [`SharedConnection`] with [`Session::connect_shared`], a channel
+//! pair per session.
+//!
 //! It knows nothing of NOS-T topics or Keycloak: `nost-app` composes those.
 //!
 //! ```no_run
@@ -48,6 +52,7 @@ mod message;
 mod outbox;
 mod session;
 mod settings;
+mod shared;
 mod token;
 
 pub use error::{AmqpError, Refusal};
@@ -55,4 +60,5 @@ pub use message::{Delivery, HeaderValue, MessageProperties, Outgoing, Properties
 pub use outbox::Confirm;
 pub use session::{MAX_NACK_RETRIES, Session, SessionEvent, Subscription};
 pub use settings::{BindingSpec, ConnectSettings, ExchangeSpec, Login, QueueSpec};
+pub use shared::SharedConnection;
 pub use token::TokenSource;

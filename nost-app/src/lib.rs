@@ -20,6 +20,7 @@ pub mod topics;
 pub use app::error::{AppError, HandlerError};
 pub use app::options::StartOptions;
 pub use app::shared::SharedTokens;
+pub use app::shared_connection::SharedConnection;
 pub use app::{Application, Message};
 pub use logger::LoggerApplication;
 pub use managed::{ManagedApplication, ManagedHooks};

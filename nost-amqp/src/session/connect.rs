@@ -57,7 +57,7 @@ pub(super) async fn open(inner: &Arc<Inner>, generation: u64) -> Result<Live, Am
     }
 }
 
-async fn restore(
+pub(super) async fn restore(
     inner: &Arc<Inner>,
     generation: u64,
     conn: &Arc<lapin::Connection>,
@@ -73,7 +73,10 @@ async fn restore(
         conn: conn.clone(),
         channel,
     };
-    watch_connection(inner, conn, generation);
+    // On a shared connection, its owner watches it (shared_link).
+    if inner.shared.is_none() {
+        watch_connection(inner, conn, generation);
+    }
     let (exchanges, queues, bindings) = {
         let t = lock(&inner.topology);
         (t.exchanges.clone(), t.queues.clone(), t.bindings.clone())

@@ -4,6 +4,7 @@
 mod connect;
 mod consumer;
 mod publisher;
+mod shared_link;
 mod supervisor;
 mod topology;
 
@@ -100,6 +101,9 @@ struct Inner {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     next_id: AtomicU64,
     consumer_tags: Mutex<HashMap<u64, (u64, String)>>,
+    /// The connection borrowed from, for sessions made with
+    /// [`Session::connect_shared`]; `None`: a connection of its own.
+    shared: Option<crate::shared::SharedConnection>,
 }
 
 /// A long-lived AMQP session: one connection with a channel for
@@ -142,6 +146,7 @@ impl Session {
             tasks: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
             consumer_tags: Mutex::new(HashMap::new()),
+            shared: None,
         });
         inner.settings.warn_unapplied();
         let deadline = inner.settings.connection_timeout();
@@ -445,7 +450,10 @@ impl Session {
             }
             let _ = tokio::time::timeout(Duration::from_secs(5), async {
                 let _ = live.channel.close(200, "shutdown".into()).await;
-                let _ = live.conn.close(200, "shutdown".into()).await;
+                // A shared connection stays for the other sessions.
+                if self.inner.shared.is_none() {
+                    let _ = live.conn.close(200, "shutdown".into()).await;
+                }
             })
             .await;
         }

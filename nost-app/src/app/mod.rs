@@ -5,6 +5,7 @@ mod channels;
 pub mod error;
 pub mod options;
 pub mod shared;
+pub mod shared_connection;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -179,23 +180,29 @@ impl Application {
             }
             _ => None,
         };
-        let (mode, login, token_manager, owns_tokens) = match &options.shared_tokens {
-            Some(shared) => {
-                let (login, manager) = shared.login(config)?;
-                (shared.mode(), login, Some(manager), false)
-            }
-            None => {
-                let mode = detect_mode(config, &options)?;
-                let (login, manager) = auth_link::login(&mode, config, &options).await?;
-                (mode.kind(), login, manager, true)
-            }
-        };
+        let (mode, login, token_manager, owns_tokens) =
+            match (&options.shared_connection, &options.shared_tokens) {
+                (Some(conn), _) => conn.app_login(),
+                (None, Some(shared)) => {
+                    let (login, manager) = shared.login(config)?;
+                    (shared.mode(), login, Some(manager), false)
+                }
+                (None, None) => {
+                    let mode = detect_mode(config, &options)?;
+                    let (login, manager) = auth_link::login(&mode, config, &options).await?;
+                    (mode.kind(), login, manager, true)
+                }
+            };
         let mut settings = ConnectSettings::new(config.servers.rabbitmq.clone(), login);
         settings.connection_name = options
             .connection_name
             .clone()
             .unwrap_or_else(|| format!("nost-rs {prefix}.{name}"));
-        let session = match Session::connect(settings).await {
+        let connected = match &options.shared_connection {
+            Some(conn) => Session::connect_shared(settings, conn.amqp()).await,
+            None => Session::connect(settings).await,
+        };
+        let session = match connected {
             Ok(s) => s,
             Err(e) => {
                 if let Some(t) = token_manager.as_ref().filter(|_| owns_tokens) {

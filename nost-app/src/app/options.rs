@@ -40,6 +40,11 @@ pub struct StartOptions {
     /// one token request per renewal. Credentials and tokens above are then
     /// not read.
     pub shared_tokens: Option<super::shared::SharedTokens>,
+    /// Borrow channels on this connection instead of opening one: many
+    /// applications, one AMQP connection and I/O thread. Its login (and
+    /// token manager) is used; credentials, tokens and `shared_tokens`
+    /// above are then not read, nor `connection_name`.
+    pub shared_connection: Option<super::shared_connection::SharedConnection>,
     /// Use this simulator (e.g. one with entities already added) instead
     /// of a new one on the system clock.
     pub simulator: Option<crate::simulator::Simulator>,
@@ -64,6 +69,7 @@ impl fmt::Debug for StartOptions {
             .field("env_file", &self.env_file)
             .field("handle_signals", &self.handle_signals)
             .field("shared_tokens", &self.shared_tokens.is_some())
+            .field("shared_connection", &self.shared_connection.is_some())
             .field("simulator", &self.simulator.is_some())
             .field("description", &self.description)
             .field("skip_file_logging", &self.skip_file_logging)

@@ -1,0 +1,378 @@
+//! One AMQP connection for many sessions of one process.
+//!
+//! A [`SharedConnection`] owns a lapin connection (and so its one I/O
+//! thread), reconnects it after a loss and pushes every renewed token to it
+//! with `connection.update-secret`, once per renewal. Sessions made with
+//! [`Session::connect_shared`](crate::Session::connect_shared) borrow
+//! channels from it (one for declarations and consumers, one for publishing
+//! with confirms) and keep their whole API: a channel-level failure (a
+//! refused publish, a deleted queue) reopens only that session's channels;
+//! a connection loss restores every session on the next connection.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::Connect;
+use nost_config::{ExposeSecret, SecretString};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::AmqpError;
+use crate::jitter::random_unit;
+use crate::session::SessionEvent;
+use crate::settings::{ConnectSettings, Login};
+
+/// The longest pause between reconnect attempts.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(60);
+
+/// The connection currently up.
+#[derive(Clone)]
+pub(crate) struct SharedLive {
+    pub(crate) conn: Arc<lapin::Connection>,
+}
+
+pub(crate) struct SharedInner {
+    pub(crate) settings: ConnectSettings,
+    pub(crate) live: watch::Sender<Option<SharedLive>>,
+    events: broadcast::Sender<SessionEvent>,
+    broken: mpsc::UnboundedSender<(u64, String)>,
+    pub(crate) cancel: CancellationToken,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// One AMQP connection that many [`Session`](crate::Session)s of a process
+/// share, a channel pair each (opt-in; see
+/// [`Session::connect_shared`](crate::Session::connect_shared)).
+///
+/// It logs in with its own [`ConnectSettings`] (the sessions' logins are
+/// not used to connect), reconnects with backoff after a loss, and sends
+/// each renewed token once with `update-secret`. Clones share the
+/// connection; [`shutdown`](Self::shutdown) closes it after the sessions
+/// are shut down.
+#[derive(Clone)]
+pub struct SharedConnection {
+    pub(crate) inner: Arc<SharedInner>,
+}
+
+impl std::fmt::Debug for SharedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedConnection")
+            .field("url", &self.inner.settings.display_url())
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+impl SharedConnection {
+    /// Open the connection, failing with a clear error if the broker cannot
+    /// be reached (or refuses) within `connection_timeout` (tried
+    /// `connection_attempts` times, over every node of a cluster).
+    pub async fn connect(settings: ConnectSettings) -> Result<SharedConnection, AmqpError> {
+        let (broken, broken_rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(SharedInner {
+            settings,
+            live: watch::channel(None).0,
+            events: broadcast::channel(1024).0,
+            broken,
+            cancel: CancellationToken::new(),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let s = &inner.settings;
+        let attempts = s.rabbitmq.connection_attempts.max(1) as usize * s.node_count().max(1);
+        let mut tried = 0;
+        let conn = loop {
+            tried += 1;
+            match dial(s).await {
+                Ok(c) => break c,
+                Err(e @ (AmqpError::Unreachable { .. } | AmqpError::ConnectTimeout { .. }))
+                    if tried < attempts =>
+                {
+                    tracing::warn!(target: "nost_amqp", node = %s.endpoint(), error = %e, "RabbitMQ node did not answer; trying again");
+                    s.next_node();
+                    if tried % s.node_count().max(1) == 0 {
+                        tokio::time::sleep(Duration::from_secs(s.rabbitmq.retry_delay)).await;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        watch_connection(&inner, &conn, 1);
+        inner.live.send_replace(Some(SharedLive {
+            conn: Arc::new(conn),
+        }));
+        tracing::info!(target: "nost_amqp", url = %s.display_url(), "shared connection to RabbitMQ open");
+        let _ = inner.events.send(SessionEvent::Connected { generation: 1 });
+        let sup = tokio::spawn(supervise(inner.clone(), broken_rx));
+        lock(&inner.tasks).push(sup);
+        Ok(SharedConnection { inner })
+    }
+
+    /// Events of the connection itself (connects, losses, token updates).
+    pub fn events(&self) -> broadcast::Receiver<SessionEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Whether the connection is up right now.
+    pub fn is_connected(&self) -> bool {
+        self.inner
+            .live
+            .borrow()
+            .as_ref()
+            .is_some_and(|l| l.conn.status().connected())
+    }
+
+    /// The broker URL, without credentials.
+    pub fn url(&self) -> String {
+        self.inner.settings.display_url()
+    }
+
+    /// The connection up now; waits up to `wait` for one.
+    pub(crate) async fn current(&self, wait: Duration) -> Result<SharedLive, AmqpError> {
+        let mut rx = self.inner.live.subscribe();
+        let res = tokio::time::timeout(wait, async {
+            loop {
+                if let Some(l) = rx
+                    .borrow_and_update()
+                    .clone()
+                    .filter(|l| l.conn.status().connected())
+                {
+                    return Ok(l);
+                }
+                if self.inner.cancel.is_cancelled() || rx.changed().await.is_err() {
+                    return Err(AmqpError::Shutdown);
+                }
+            }
+        })
+        .await;
+        res.unwrap_or_else(|_| {
+            Err(AmqpError::NotConnected {
+                reason: format!(
+                    "the shared connection was not up within {} s",
+                    wait.as_secs()
+                ),
+            })
+        })
+    }
+
+    /// Close the connection; it is not reopened. Shut the sessions that
+    /// use it down first (their channels are closed with it otherwise).
+    pub async fn shutdown(&self) {
+        if self.inner.cancel.is_cancelled() {
+            return;
+        }
+        self.inner.cancel.cancel();
+        if let Some(live) = self.inner.live.send_replace(None) {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                live.conn.close(200, "shutdown".into()),
+            )
+            .await;
+        }
+        let tasks: Vec<JoinHandle<()>> = lock(&self.inner.tasks).drain(..).collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+        let _ = self.inner.events.send(SessionEvent::ShutDown);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn err_of(s: &ConnectSettings, e: &lapin::Error) -> AmqpError {
+    AmqpError::from_lapin(e, &s.endpoint(), &s.rabbitmq.virtual_host, s.uses_token())
+}
+
+/// The token to log in with now (none in basic mode).
+async fn password(s: &ConnectSettings) -> Result<(SecretString, bool), AmqpError> {
+    match &s.login {
+        Login::Password { password, .. } => Ok((password.clone(), false)),
+        Login::Token(src) => Ok((src.fresh().await.map_err(AmqpError::Token)?, true)),
+    }
+}
+
+/// Open a bare connection (as a session's does, without channels), bounded
+/// by `connection_timeout`. A token renewed while it opened is pushed at
+/// once.
+async fn dial(s: &ConnectSettings) -> Result<lapin::Connection, AmqpError> {
+    let (password, token) = password(s).await?;
+    let uri = s.uri(&password)?;
+    let tls = s.tls_config()?;
+    let rt = lapin::runtime::default_runtime().map_err(|e| err_of(s, &e))?;
+    let timeout = s.connection_timeout();
+    let conn = tokio::time::timeout(timeout, uri.connect_with_config(s.properties(), tls, rt))
+        .await
+        .map_err(|_| AmqpError::ConnectTimeout {
+            endpoint: s.endpoint(),
+            timeout,
+        })?
+        .map_err(|e| match err_of(s, &e) {
+            AmqpError::Unreachable { endpoint, reason }
+                if s.rabbitmq.tls && !reason.to_ascii_lowercase().contains("refused") =>
+            {
+                AmqpError::Tls { endpoint, reason }
+            }
+            other => other,
+        })?;
+    if let (true, Login::Token(src)) = (token, &s.login) {
+        let now = src.subscribe().borrow().clone();
+        if now.expose_secret() != password.expose_secret() {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(10),
+                conn.update_secret(now.expose_secret().into(), "secret".into()),
+            )
+            .await;
+        }
+    }
+    Ok(conn)
+}
+
+/// Report connection-level errors to the supervisor (a channel closed by
+/// the broker is the session's business, not a loss).
+fn watch_connection(inner: &Arc<SharedInner>, conn: &lapin::Connection, generation: u64) {
+    let mut ev = conn.events_listener();
+    let status = conn.status().clone();
+    let broken = inner.broken.clone();
+    let events = inner.events.clone();
+    tokio::spawn(async move {
+        while let Some(e) = ev.next().await {
+            match e {
+                lapin::Event::Error(e) => {
+                    if is_channel_error(&e) && status.connected() {
+                        continue;
+                    }
+                    let _ = broken.send((generation, e.to_string()));
+                    return;
+                }
+                lapin::Event::ConnectionBlocked(reason) => {
+                    tracing::warn!(target: "nost_amqp", %reason, "RabbitMQ blocked the shared connection; publishing waits");
+                    let _ = events.send(SessionEvent::Blocked { reason });
+                }
+                lapin::Event::ConnectionUnblocked => {
+                    let _ = events.send(SessionEvent::Unblocked);
+                }
+                _ => {}
+            }
+        }
+    });
+}
+
+/// A soft (channel-level) AMQP error: the connection survives it.
+fn is_channel_error(e: &lapin::Error) -> bool {
+    matches!(
+        e.kind(),
+        lapin::ErrorKind::ProtocolError(amqp)
+            if matches!(amqp.kind(), lapin::protocol::AMQPErrorKind::Soft(_))
+    )
+}
+
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let ceiling = base
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(MAX_RECONNECT_DELAY);
+    ceiling.mul_f64(random_unit())
+}
+
+/// Reconnects after a loss and pushes renewed tokens, once per renewal.
+async fn supervise(inner: Arc<SharedInner>, mut broken: mpsc::UnboundedReceiver<(u64, String)>) {
+    let mut tokens = match &inner.settings.login {
+        Login::Token(src) => {
+            let mut rx = src.subscribe();
+            rx.borrow_and_update();
+            Some(rx)
+        }
+        Login::Password { .. } => None,
+    };
+    let mut generation = 1u64;
+    loop {
+        let reason = tokio::select! {
+            _ = inner.cancel.cancelled() => return,
+            msg = broken.recv() => match msg {
+                Some((g, reason)) if g == generation => reason,
+                Some(_) => continue,
+                None => return,
+            },
+            changed = async {
+                match tokens.as_mut() {
+                    Some(rx) => rx.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if changed.is_err() {
+                    tokens = None;
+                    continue;
+                }
+                let token = tokens.as_mut().map(|rx| rx.borrow_and_update().clone());
+                let live = inner.live.borrow().clone();
+                let (Some(token), Some(live)) = (token, live) else { continue };
+                let res = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    live.conn.update_secret(token.expose_secret().into(), "secret".into()),
+                ).await;
+                let error = match res {
+                    Ok(Ok(())) => {
+                        tracing::info!(target: "nost_amqp", "renewed token sent to RabbitMQ on the shared connection (update-secret)");
+                        let _ = inner.events.send(SessionEvent::SecretUpdated);
+                        continue;
+                    }
+                    Ok(Err(e)) => err_of(&inner.settings, &e).to_string(),
+                    Err(_) => "update-secret got no answer within 10 s".to_owned(),
+                };
+                tracing::warn!(target: "nost_amqp", %error, "update-secret failed on the shared connection; reconnecting with the current token");
+                let _ = inner.events.send(SessionEvent::SecretUpdateFailed { error: error.clone() });
+                error
+            }
+        };
+        if let Some(old) = inner.live.send_replace(None) {
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    old.conn.close(320, "reconnecting".into()),
+                )
+                .await;
+            });
+        }
+        inner.settings.next_node();
+        tracing::warn!(target: "nost_amqp", %reason, next = %inner.settings.endpoint(), "shared connection to RabbitMQ lost; reconnecting");
+        let _ = inner.events.send(SessionEvent::Disconnected { reason });
+        let base = inner.settings.reconnect_delay();
+        let mut attempt = 0u32;
+        let mut delay = backoff(base, 1);
+        loop {
+            tokio::select! {
+                _ = inner.cancel.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            attempt += 1;
+            match dial(&inner.settings).await {
+                Ok(conn) => {
+                    if inner.cancel.is_cancelled() {
+                        let _ = conn.close(200, "shutdown".into()).await;
+                        return;
+                    }
+                    generation += 1;
+                    watch_connection(&inner, &conn, generation);
+                    inner.live.send_replace(Some(SharedLive {
+                        conn: Arc::new(conn),
+                    }));
+                    tracing::info!(target: "nost_amqp", attempt, url = %inner.settings.display_url(), "shared connection to RabbitMQ reopened");
+                    let _ = inner.events.send(SessionEvent::Connected { generation });
+                    break;
+                }
+                Err(e) => {
+                    inner.settings.next_node();
+                    delay = backoff(base, attempt + 1);
+                    tracing::warn!(target: "nost_amqp", attempt, error = %e, retry_in_s = delay.as_secs_f64(), "reconnecting the shared connection failed");
+                    let _ = inner.events.send(SessionEvent::ReconnectFailed {
+                        attempt,
+                        error: e.to_string(),
+                        retry_in: delay,
+                    });
+                }
+            }
+        }
+    }
+}
