@@ -55,4 +55,4 @@ pub use message::{Delivery, HeaderValue, MessageProperties, Outgoing, Properties
 pub use outbox::Confirm;
 pub use session::{MAX_NACK_RETRIES, Session, SessionEvent, Subscription};
 pub use settings::{BindingSpec, ConnectSettings, ExchangeSpec, Login, QueueSpec};
-pub use token::TokenSource;
+pub use token::{TokenFailure, TokenSource};

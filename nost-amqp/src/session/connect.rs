@@ -18,9 +18,20 @@ pub(super) async fn open(inner: &Arc<Inner>, generation: u64) -> Result<Live, Am
     let err = |e: &lapin::Error| {
         AmqpError::from_lapin(e, &s.endpoint(), &s.rabbitmq.virtual_host, s.uses_token())
     };
-    let password = match &s.login {
-        Login::Password { password, .. } => password.clone(),
-        Login::Token(src) => src.fresh().await.map_err(AmqpError::Token)?,
+    let (password, secret) = match &s.login {
+        Login::Password { password, .. } => (password.clone(), None),
+        Login::Token(src) => {
+            let token = match src.fresh().await {
+                Ok(t) => t,
+                // No token can come again: say why, typed (no retry helps).
+                Err(e) => {
+                    return Err(src
+                        .failure()
+                        .map_or(AmqpError::Token(e), AmqpError::TokenFailed));
+                }
+            };
+            (token.clone(), Some(token))
+        }
     };
     let uri = s.uri(&password)?;
     let tls = s.tls_config()?;
@@ -44,7 +55,7 @@ pub(super) async fn open(inner: &Arc<Inner>, generation: u64) -> Result<Live, Am
             other => other,
         })?;
     let conn = Arc::new(conn);
-    match restore(inner, generation, &conn).await {
+    match restore(inner, generation, &conn, secret).await {
         Ok(live) => Ok(live),
         Err(e) => {
             let _ = tokio::time::timeout(
@@ -61,6 +72,7 @@ async fn restore(
     inner: &Arc<Inner>,
     generation: u64,
     conn: &Arc<lapin::Connection>,
+    secret: Option<nost_config::SecretString>,
 ) -> Result<Live, AmqpError> {
     let s = &inner.settings;
     let err = |e: &lapin::Error| {
@@ -72,6 +84,7 @@ async fn restore(
         generation,
         conn: conn.clone(),
         channel,
+        secret,
     };
     watch_connection(inner, conn, generation);
     let (exchanges, queues, bindings) = {
