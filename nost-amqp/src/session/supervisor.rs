@@ -160,7 +160,7 @@ pub(super) async fn supervise(
             tokio::select! {
                 _ = inner.cancel.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
-                f = token_failed(&inner) => {
+                f = token_failed(&inner), if failure.is_none() => {
                     report_failure(&inner, &f);
                     failure = Some(f);
                     continue;
