@@ -663,3 +663,65 @@ async fn a_refusal_that_names_no_message_is_found_by_resending_one_at_a_time() {
     assert_eq!((c.connected, c.disconnected, c.refused), (0, 0, 3), "{c:?}");
     session.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_start_up_refused_at_consume_closes_everything_it_opened() {
+    let name = unique("noconsume");
+    let user = BrokerUser::create(&name);
+    let prefix = unique("nc");
+    // May declare and write; may read the prefix exchange (binding needs
+    // that) but no queue: basic.consume of the command queue gets 403.
+    let read = format!("^{prefix}$");
+    rabbitmqctl(&["set_permissions", "-p", &name, &name, ".*", ".*", &read]);
+    let config = Config::builder()
+        .rabbitmq(|r| {
+            r.host = "127.0.0.1".into();
+            r.virtual_host = name.clone();
+            r.reconnect_delay = 1;
+            r.connection_timeout = 10;
+        })
+        .build()
+        .unwrap();
+    let options = StartOptions {
+        credentials: Some(Credentials::basic(&name, &user.password)),
+        set_offset: Some(false),
+        ..Default::default()
+    };
+    let err = nost_app::ManagedApplication::start_up("sat", &prefix, &config, options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            nost_app::AppError::Amqp(AmqpError::AccessRefused { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("queue"), "names the queue: {err}");
+    // No connection of this user stays open …
+    let mut left = String::new();
+    for _ in 0..50 {
+        left = rabbitmqctl(&["list_connections", "-q", "--no-table-headers", "user"]);
+        if !left.lines().any(|l| l.trim() == name) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !left.lines().any(|l| l.trim() == name),
+        "a connection of {name} stayed open: {left}"
+    );
+    // … and no queue is left collecting messages.
+    let queues = rabbitmqctl(&[
+        "list_queues",
+        "-p",
+        &name,
+        "-q",
+        "--no-table-headers",
+        "name",
+    ]);
+    assert!(
+        !queues.contains(&prefix),
+        "no queue left collecting messages: {queues}"
+    );
+}

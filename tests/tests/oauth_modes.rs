@@ -704,3 +704,36 @@ async fn a_token_renewed_during_the_handshake_is_pushed_right_after_the_connecti
         );
     }
 }
+
+#[tokio::test]
+async fn a_failed_start_up_stops_its_token_renewal() {
+    let (node, kc) = setup().await;
+    kc.add_client("reader-stop", Some("r-secret"));
+    kc.set_scopes("rabbitmq.read:*/*/*", None);
+    // Renewed every ~1.6 s while the refresher runs.
+    kc.set_access_lifetime(2);
+    let cfg = config(&node, &kc, 240);
+    let prefix = unique("stoprenew");
+    let err = Application::start_up(
+        "sat",
+        &prefix,
+        &cfg,
+        with(Credentials::client("reader-stop", Some("r-secret".into()))),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, AppError::Amqp(AmqpError::AccessRefused { .. })),
+        "{err:?}"
+    );
+    let after_failure = kc.requests().len();
+    // The grant, and the renewal before connecting (a 2 s token is short).
+    assert!((1..=2).contains(&after_failure), "{after_failure} requests");
+    // Three renewal periods: a refresher left running would have asked twice.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        kc.requests().len(),
+        after_failure,
+        "no token request after the failed start-up"
+    );
+}
