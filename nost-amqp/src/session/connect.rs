@@ -21,7 +21,16 @@ pub(super) async fn open(inner: &Arc<Inner>, generation: u64) -> Result<Live, Am
     let (password, secret) = match &s.login {
         Login::Password { password, .. } => (password.clone(), None),
         Login::Token(src) => {
-            let token = match src.fresh().await {
+            let limit = s.connection_timeout();
+            let fetched = tokio::time::timeout(limit, src.fresh())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "the token source gave no token within {} s (servers.rabbitmq.connection_timeout)",
+                        limit.as_secs()
+                    ))
+                });
+            let token = match fetched {
                 Ok(t) => t,
                 // No token can come again: say why, typed (no retry helps).
                 Err(e) => {
@@ -55,7 +64,17 @@ pub(super) async fn open(inner: &Arc<Inner>, generation: u64) -> Result<Live, Am
             other => other,
         })?;
     let conn = Arc::new(conn);
-    match restore(inner, generation, &conn, secret).await {
+    // Bounded here, not by dropping this future: a connection dropped
+    // while restoring would stay open at the broker.
+    let restored = tokio::time::timeout(timeout, restore(inner, generation, &conn, secret))
+        .await
+        .unwrap_or_else(|_| {
+            Err(AmqpError::ConnectTimeout {
+                endpoint: s.endpoint(),
+                timeout,
+            })
+        });
+    match restored {
         Ok(live) => Ok(live),
         Err(e) => {
             let _ = tokio::time::timeout(

@@ -155,7 +155,6 @@ impl Session {
             consumer_tags: Mutex::new(HashMap::new()),
         });
         inner.settings.warn_unapplied();
-        let deadline = inner.settings.connection_timeout();
         let attempts = inner.settings.rabbitmq.connection_attempts.max(1);
         let nodes = inner.settings.node_count();
         // Subscribed before the first token is taken: a token renewed while
@@ -172,13 +171,9 @@ impl Session {
         let mut tried = 0;
         let first = loop {
             tried += 1;
-            let res = tokio::time::timeout(deadline, connect::open(&inner, 1))
-                .await
-                .map_err(|_| AmqpError::ConnectTimeout {
-                    endpoint: inner.settings.endpoint(),
-                    timeout: deadline,
-                })
-                .and_then(|r| r);
+            // `open` bounds the handshake and the restore by
+            // connection_timeout each, and closes what it opened on failure.
+            let res = connect::open(&inner, 1).await;
             match res {
                 Ok(live) => break live,
                 // Another node of a cluster, or (connection_attempts /
