@@ -111,6 +111,11 @@ pub enum AmqpError {
     /// The token source failed to provide a token.
     #[error("no access token for RabbitMQ: {0}")]
     Token(String),
+    /// The token source can never give a token again (session over,
+    /// credentials or client refused): the session stopped reconnecting and
+    /// refuses new messages.
+    #[error("{0}")]
+    TokenFailed(crate::token::TokenFailure),
     /// Anything else the broker or client reported.
     #[error("AMQP error: {0}")]
     Other(String),

@@ -61,4 +61,4 @@ pub use outbox::Confirm;
 pub use session::{MAX_NACK_RETRIES, Session, SessionEvent, Subscription};
 pub use settings::{BindingSpec, ConnectSettings, ExchangeSpec, Login, QueueSpec};
 pub use shared::SharedConnection;
-pub use token::TokenSource;
+pub use token::{TokenFailure, TokenSource};

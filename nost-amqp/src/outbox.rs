@@ -79,6 +79,10 @@ struct State {
     connected: bool,
     closed: bool,
     refused: Vec<Refusal>,
+    /// The token source failed for good: new messages get this error.
+    failed: Option<AmqpError>,
+    /// Messages given up for it since the last `take_lost`.
+    lost: usize,
 }
 
 pub(crate) struct Outbox {
@@ -112,6 +116,9 @@ impl Outbox {
                 let mut s = self.lock();
                 if s.closed {
                     return Err(AmqpError::Shutdown);
+                }
+                if let Some(e) = &s.failed {
+                    return Err(e.clone());
                 }
                 if s.queue.len() < self.limit {
                     let was_empty = s.queue.is_empty();
@@ -197,9 +204,22 @@ impl Outbox {
         std::mem::take(&mut self.lock().refused)
     }
 
-    /// Unconfirmed messages go back to the front, oldest first.
+    /// Unconfirmed messages go back to the front, oldest first (or fail at
+    /// once when the session gave up for good, see [`Outbox::give_up`]).
     pub(crate) fn requeue_front(&self, msgs: impl DoubleEndedIterator<Item = Pending>) {
         let mut s = self.lock();
+        if !s.connected
+            && let Some(e) = s.failed.clone()
+        {
+            drop(s);
+            let lost = fail_each(msgs, &e);
+            let mut s = self.lock();
+            s.lost += lost;
+            s.inflight = s.inflight.saturating_sub(lost);
+            drop(s);
+            self.progress.notify_waiters();
+            return;
+        }
         let mut n = 0;
         for m in msgs.rev() {
             s.queue.push_front(m);
@@ -230,9 +250,49 @@ impl Outbox {
         self.progress.notify_waiters();
     }
 
+    /// From now on `publish` fails with `error` (the token source failed
+    /// for good); what is already queued still goes out while connected.
+    pub(crate) fn refuse_new(&self, error: AmqpError) {
+        self.lock().failed = Some(error);
+        self.progress.notify_waiters();
+    }
+
+    /// No connection will come again: every waiting message fails with
+    /// the error given to [`Outbox::refuse_new`] (its handle learns it, the
+    /// next `flush` reports it).
+    pub(crate) fn give_up(&self) {
+        let (left, error) = {
+            let mut s = self.lock();
+            (s.queue.drain(..).collect::<Vec<_>>(), s.failed.clone())
+        };
+        let error = error.unwrap_or(AmqpError::Shutdown);
+        let lost = fail_each(left.into_iter(), &error);
+        self.lock().lost += lost;
+        self.progress.notify_waiters();
+    }
+
+    /// The error and the number of messages given up since the last call.
+    pub(crate) fn take_lost(&self) -> Option<(AmqpError, usize)> {
+        let mut s = self.lock();
+        let n = std::mem::take(&mut s.lost);
+        s.failed.clone().filter(|_| n > 0).map(|e| (e, n))
+    }
+
     /// (waiting, in flight)
     pub(crate) fn counts(&self) -> (usize, usize) {
         let s = self.lock();
         (s.queue.len(), s.inflight)
     }
+}
+
+/// Give each message `error` as its verdict; returns how many.
+fn fail_each(msgs: impl Iterator<Item = Pending>, error: &AmqpError) -> usize {
+    let mut n = 0;
+    for p in msgs {
+        n += 1;
+        if let Some(tx) = p.verdict {
+            let _ = tx.send(Err(error.clone()));
+        }
+    }
+    n
 }

@@ -319,3 +319,63 @@ pub struct BindingSpec {
 pub(crate) fn no_args() -> FieldTable {
     FieldTable::default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn warnings_for(rabbitmq: RabbitMqConfig) -> String {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let login = Login::Password {
+            username: "guest".into(),
+            password: SecretString::from("guest"),
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            ConnectSettings::new(rabbitmq, login).warn_unapplied();
+        });
+        let bytes = out.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// lapin 4 cannot disable heartbeats (with 0 it takes the broker's
+    /// proposal: `Channel::tune_connection_configuration`), so `heartbeat: 0`
+    /// is warned about rather than silently not applied.
+    #[test]
+    fn heartbeat_zero_is_warned_about_and_other_values_are_not() {
+        let zero = warnings_for(RabbitMqConfig {
+            heartbeat: Some(0),
+            ..RabbitMqConfig::default()
+        });
+        assert!(
+            zero.contains("WARN") && zero.contains("heartbeat: 0 cannot disable heartbeats"),
+            "{zero}"
+        );
+        let thirty = warnings_for(RabbitMqConfig {
+            heartbeat: Some(30),
+            ..RabbitMqConfig::default()
+        });
+        assert!(!thirty.contains("heartbeat"), "{thirty}");
+    }
+}

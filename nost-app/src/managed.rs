@@ -116,7 +116,11 @@ impl ManagedApplication {
             manager,
             hooks: Arc::default(),
         };
-        managed.subscribe(time_step).await?;
+        if let Err(e) = managed.subscribe(time_step).await {
+            // Close what start-up opened: connection, queues, token renewal.
+            managed.app.shut_down().await;
+            return Err(e);
+        }
         Ok(managed)
     }
 

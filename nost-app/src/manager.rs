@@ -123,7 +123,11 @@ impl Manager {
             app,
             shared: Arc::new((Mutex::new(Shared::default()), Notify::new())),
         };
-        manager.subscribe_requests().await?;
+        if let Err(e) = manager.subscribe_requests().await {
+            // Close what start-up opened: connection, queues, token renewal.
+            manager.app.shut_down().await;
+            return Err(e);
+        }
         Ok(manager)
     }
 

@@ -663,3 +663,134 @@ async fn a_refusal_that_names_no_message_is_found_by_resending_one_at_a_time() {
     assert_eq!((c.connected, c.disconnected, c.refused), (0, 0, 3), "{c:?}");
     session.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_start_up_refused_at_consume_closes_everything_it_opened() {
+    let name = unique("noconsume");
+    let user = BrokerUser::create(&name);
+    let prefix = unique("nc");
+    // May declare and write; may read the prefix exchange (binding needs
+    // that) but no queue: basic.consume of the command queue gets 403.
+    let read = format!("^{prefix}$");
+    rabbitmqctl(&["set_permissions", "-p", &name, &name, ".*", ".*", &read]);
+    let config = Config::builder()
+        .rabbitmq(|r| {
+            r.host = "127.0.0.1".into();
+            r.virtual_host = name.clone();
+            r.reconnect_delay = 1;
+            r.connection_timeout = 10;
+        })
+        .build()
+        .unwrap();
+    let options = StartOptions {
+        credentials: Some(Credentials::basic(&name, &user.password)),
+        set_offset: Some(false),
+        ..Default::default()
+    };
+    let err = nost_app::ManagedApplication::start_up("sat", &prefix, &config, options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            nost_app::AppError::Amqp(AmqpError::AccessRefused { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("queue"), "names the queue: {err}");
+    // No connection of this user stays open …
+    let mut left = String::new();
+    for _ in 0..50 {
+        left = rabbitmqctl(&["list_connections", "-q", "--no-table-headers", "user"]);
+        if !left.lines().any(|l| l.trim() == name) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !left.lines().any(|l| l.trim() == name),
+        "a connection of {name} stayed open: {left}"
+    );
+    // … and no queue is left collecting messages.
+    let queues = rabbitmqctl(&[
+        "list_queues",
+        "-p",
+        &name,
+        "-q",
+        "--no-table-headers",
+        "name",
+    ]);
+    assert!(
+        !queues.contains(&prefix),
+        "no queue left collecting messages: {queues}"
+    );
+}
+
+/// A proxy to the default broker that stops forwarding the broker's answers
+/// once the client opens its first channel (the handshake is done, the
+/// restore waits): links stay open, client → broker keeps flowing.
+async fn proxy_silent_after_channel_open() -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let outbound = tokio::net::TcpStream::connect("127.0.0.1:5672")
+                .await
+                .unwrap();
+            let (mut ri, mut wi) = inbound.into_split();
+            let (mut ro, mut wo) = outbound.into_split();
+            let (silent, mut quiet) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                while let Ok(n) = ri.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    // A method frame on channel 1: channel.open (class 20, method 10).
+                    let chunk = &buf[..n];
+                    if chunk
+                        .windows(11)
+                        .any(|w| w[..3] == [1, 0, 1] && w[7..11] == [0, 20, 0, 10])
+                    {
+                        silent.send_replace(true);
+                    }
+                    if wo.write_all(chunk).await.is_err() {
+                        break;
+                    }
+                }
+                std::future::pending::<()>().await;
+                drop(wo);
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    let n = tokio::select! {
+                        r = ro.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
+                        _ = quiet.wait_for(|s| *s) => break,
+                    };
+                    if *quiet.borrow() || wi.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                std::future::pending::<()>().await;
+                drop((ro, wi));
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_connect_that_times_out_while_restoring_leaves_no_connection() {
+    let name = unique("restore-timeout");
+    let mut s = settings("/", "guest", "guest", &name);
+    s.rabbitmq.port = u32::from(proxy_silent_after_channel_open().await);
+    s.rabbitmq.connection_timeout = 2;
+    let err = Session::connect(s).await.unwrap_err();
+    assert!(matches!(err, AmqpError::ConnectTimeout { .. }), "{err:?}");
+    assert!(
+        no_connection_named(&name).await,
+        "the connection opened before the timeout is closed"
+    );
+}

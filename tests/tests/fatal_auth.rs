@@ -131,3 +131,220 @@ async fn an_outage_is_retried_and_recovers_without_a_fatal_outcome() {
     assert_eq!(tm.stopped_by(), None);
     tm.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------
+// The AMQP session on the OAuth2 node (`cargo xtask integration`): a fatal
+// outcome stops the reconnects and reaches publish, typed.
+
+mod on_the_oauth_node {
+    use std::time::Duration;
+
+    use nost_amqp::{AmqpError, Outgoing, SessionEvent};
+    use nost_app::{AppError, Application, StartOptions};
+    use nost_config::{Config, Credentials, SecretString};
+    use nost_testkit::broker::{KID, OAuthBrokerInfo};
+    use nost_testkit::{KeycloakEmulator, SigningKey};
+    use nost_tests::unique;
+    use tokio::sync::broadcast;
+
+    const REALM: &str = "NOS-T";
+
+    async fn setup() -> (OAuthBrokerInfo, KeycloakEmulator) {
+        let node = OAuthBrokerInfo::from_env_or_panic();
+        let key = SigningKey::from_pem_file(&node.signing_key_path(), KID).unwrap();
+        let kc = KeycloakEmulator::start(REALM, key).await;
+        kc.set_access_lifetime(3);
+        (node, kc)
+    }
+
+    fn config(node: &OAuthBrokerInfo, kc: &KeycloakEmulator) -> Config {
+        Config::builder()
+            .rabbitmq(|r| {
+                r.host = "127.0.0.1".into();
+                r.port = u32::from(node.amqp_port);
+                r.reconnect_delay = 1;
+                r.connection_timeout = 10;
+            })
+            .keycloak(|k| {
+                k.host = "127.0.0.1".into();
+                k.port = u32::from(kc.port());
+                k.realm = REALM.into();
+                k.tls = Some(false);
+                k.token_refresh_interval = 240;
+            })
+            .build()
+            .unwrap()
+    }
+
+    /// Close the node's connections whose client-provided name contains `name`.
+    fn close_connections_named(node: &OAuthBrokerInfo, name: &str) -> usize {
+        let out = node
+            .rabbitmqctl(&[
+                "list_connections",
+                "-q",
+                "--no-table-headers",
+                "pid",
+                "client_properties",
+            ])
+            .unwrap();
+        let mut n = 0;
+        for line in out.lines().filter(|l| l.contains(name)) {
+            if let Some(pid) = line.split_whitespace().next() {
+                node.rabbitmqctl(&[
+                    "close_connection",
+                    pid,
+                    "test: the broker drops the connection",
+                ])
+                .unwrap();
+                n += 1;
+            }
+        }
+        n
+    }
+
+    async fn next_event<T>(
+        events: &mut broadcast::Receiver<SessionEvent>,
+        what: &str,
+        mut pick: impl FnMut(SessionEvent) -> Option<T>,
+    ) -> T {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Some(t) = pick(events.recv().await.unwrap()) {
+                    return t;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {what} event"))
+    }
+
+    /// Start `app` with `options`, make renewal fail for good with
+    /// `break_it`, then drop its connection at the broker: the session
+    /// reports the typed outcome, refuses publishing with it and makes no
+    /// reconnect attempt; nothing more is asked of Keycloak.
+    async fn stops_reconnecting(
+        kc: &KeycloakEmulator,
+        node: &OAuthBrokerInfo,
+        mut options: StartOptions,
+        break_it: impl FnOnce(),
+        kind: &str,
+        advice: &str,
+    ) {
+        let prefix = unique("fatal");
+        let name = unique("fatal-conn");
+        options.connection_name = Some(name.clone());
+        options.set_offset = Some(false);
+        let app = Application::start_up("sat", &prefix, &config(node, kc), options)
+            .await
+            .unwrap();
+        let mut events = app.session().events();
+        app.send_message_confirmed("before", "{}").await.unwrap();
+        break_it();
+        let failure = next_event(&mut events, "TokenFailed", |e| match e {
+            SessionEvent::TokenFailed { failure } => Some(failure),
+            _ => None,
+        })
+        .await;
+        assert_eq!(failure.kind, kind, "{failure}");
+        assert!(failure.advice.contains(advice), "{failure}");
+        let requests_at_verdict = kc.requests().len();
+        // Publishing says why, typed, instead of buffering.
+        let err = app
+            .session()
+            .publish(Outgoing {
+                exchange: prefix.clone(),
+                routing_key: format!("{prefix}.sat.after"),
+                body: b"{}".to_vec(),
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, AmqpError::TokenFailed(f) if f.kind == kind),
+            "{err:?}"
+        );
+        let err = app.send_message("after", "{}").await.unwrap_err();
+        assert!(
+            matches!(&err, AppError::Auth(e) if e.fatal_kind().map(|k| k.as_str()) == Some(kind)),
+            "{err:?}"
+        );
+        // The broker drops the connection (as RabbitMQ 4 does when the token
+        // expires): the session does not try to come back.
+        assert_eq!(close_connections_named(node, &name), 1);
+        let reason = next_event(&mut events, "Disconnected", |e| match e {
+            SessionEvent::Disconnected { reason } => Some(reason),
+            _ => None,
+        })
+        .await;
+        // Without the fix the supervisor tries again within 1 s, 2 s, 4 s …
+        // (reconnect_delay 1, full jitter): watch two of those windows.
+        let mut attempts = 0;
+        let watch = tokio::time::sleep(Duration::from_secs(4));
+        tokio::pin!(watch);
+        loop {
+            tokio::select! {
+                _ = &mut watch => break,
+                e = events.recv() => match e.unwrap() {
+                    SessionEvent::ReconnectFailed { .. } | SessionEvent::Connected { .. } => attempts += 1,
+                    _ => {}
+                },
+            }
+        }
+        assert!(
+            attempts <= 1,
+            "{attempts} reconnect attempts after the fatal verdict ({reason})"
+        );
+        assert!(!app.session().is_connected());
+        assert_eq!(
+            kc.requests().len(),
+            requests_at_verdict,
+            "no Keycloak request after the fatal verdict"
+        );
+        let secs = Duration::from_secs(5);
+        tokio::time::timeout(secs, app.shut_down())
+            .await
+            .expect("shut down without a connection");
+    }
+
+    #[tokio::test]
+    async fn a_rejected_client_secret_stops_the_reconnects_and_fails_publishing_typed() {
+        let (node, kc) = setup().await;
+        let client = unique("svc");
+        kc.add_client(&client, Some("svc-secret-1"));
+        let options = StartOptions {
+            credentials: Some(Credentials::client(&client, Some("svc-secret-1".into()))),
+            ..Default::default()
+        };
+        stops_reconnecting(
+            &kc,
+            &node,
+            options,
+            || kc.add_client(&client, Some("rotated-secret")),
+            "client_rejected",
+            "CLIENT_SECRET_KEY",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_revoked_session_stops_the_reconnects_and_fails_publishing_typed() {
+        let (node, kc) = setup().await;
+        kc.add_client("frontend", None);
+        kc.add_user("carol", "pw");
+        let (access, refresh) = kc.issue_session("carol", "frontend");
+        let options = StartOptions {
+            credentials: Some(Credentials::client("frontend", None)),
+            access_token: Some(SecretString::from(access)),
+            refresh_token: Some(SecretString::from(refresh)),
+            ..Default::default()
+        };
+        stops_reconnecting(
+            &kc,
+            &node,
+            options,
+            || kc.revoke_sessions(),
+            "session_expired",
+            "log in again",
+        )
+        .await;
+    }
+}

@@ -609,3 +609,131 @@ async fn a_token_whose_write_scope_excludes_one_topic_fails_only_that_message_of
     sat.shut_down().await;
     ground.shut_down().await;
 }
+
+/// A token source whose renewal lands while the first connection's
+/// handshake is under way: the handshake gets the current token and, in the
+/// same moment, a newer one is published (deterministic: no timing).
+struct RenewsDuringTheHandshake {
+    tokens: tokio::sync::watch::Sender<SecretString>,
+    newer: SecretString,
+    renewed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl nost_amqp::TokenSource for RenewsDuringTheHandshake {
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<SecretString> {
+        self.tokens.subscribe()
+    }
+
+    async fn fresh(&self) -> Result<SecretString, String> {
+        let current = self.tokens.borrow().clone();
+        if !self.renewed.swap(true, Ordering::SeqCst) {
+            self.tokens.send_replace(self.newer.clone());
+        }
+        Ok(current)
+    }
+}
+
+#[tokio::test]
+async fn a_token_renewed_during_the_handshake_is_pushed_right_after_the_connection_opens() {
+    let (node, kc) = setup().await;
+    // The handshake's token expires in 3 s; the renewed one lives long.
+    let short_life = 3;
+    let old = kc.mint_access_token("handshake-svc", "handshake-svc", short_life);
+    let newer = kc.mint_access_token("handshake-svc", "handshake-svc", 600);
+    let expired_at = std::time::SystemTime::now() + Duration::from_secs(short_life as u64);
+    let source = Arc::new(RenewsDuringTheHandshake {
+        tokens: tokio::sync::watch::channel(SecretString::from(old)).0,
+        newer: SecretString::from(newer),
+        renewed: false.into(),
+    });
+    let cfg = config(&node, &kc, 240);
+    let mut settings = nost_amqp::ConnectSettings::new(
+        cfg.servers.rabbitmq.clone(),
+        nost_amqp::Login::Token(source),
+    );
+    settings.connection_name = unique("handshake");
+    let session = nost_amqp::Session::connect(settings).await.unwrap();
+    // Wait until the handshake's token is expired and the broker's
+    // permission tick (1 s) has passed.
+    while std::time::SystemTime::now() < expired_at + Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Had the connection stayed on the old token, each of these would be
+    // refused 403 ("Provided JWT token has expired").
+    let prefix = unique("handshake");
+    session
+        .declare_exchange(nost_amqp::ExchangeSpec::nost(&prefix))
+        .await
+        .unwrap();
+    let queue = format!("{prefix}.q");
+    session
+        .declare_queue(nost_amqp::QueueSpec::nost(&queue))
+        .await
+        .unwrap();
+    session
+        .bind_queue(nost_amqp::BindingSpec {
+            queue: queue.clone(),
+            exchange: prefix.clone(),
+            key: format!("{prefix}.#"),
+        })
+        .await
+        .unwrap();
+    let mut sub = session.consume(&queue, 10).await.unwrap();
+    session
+        .publish_confirmed(nost_amqp::Outgoing {
+            exchange: prefix.clone(),
+            routing_key: format!("{prefix}.sat.tick"),
+            body: b"{}".to_vec(),
+        })
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), sub.recv())
+        .await
+        .expect("delivered")
+        .unwrap();
+    assert_eq!(got.routing_key, format!("{prefix}.sat.tick"));
+    got.ack().await.unwrap();
+    let mut events = session.events();
+    session.delete_queue(&queue).await.unwrap();
+    session.shutdown(Duration::from_secs(5)).await;
+    while let Ok(e) = events.try_recv() {
+        assert!(
+            !matches!(e, SessionEvent::Disconnected { .. }),
+            "no reconnect was needed: {e:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_start_up_stops_its_token_renewal() {
+    let (node, kc) = setup().await;
+    kc.add_client("reader-stop", Some("r-secret"));
+    kc.set_scopes("rabbitmq.read:*/*/*", None);
+    // Renewed every ~1.6 s while the refresher runs.
+    kc.set_access_lifetime(2);
+    let cfg = config(&node, &kc, 240);
+    let prefix = unique("stoprenew");
+    let err = Application::start_up(
+        "sat",
+        &prefix,
+        &cfg,
+        with(Credentials::client("reader-stop", Some("r-secret".into()))),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, AppError::Amqp(AmqpError::AccessRefused { .. })),
+        "{err:?}"
+    );
+    let after_failure = kc.requests().len();
+    // The grant, and the renewal before connecting (a 2 s token is short).
+    assert!((1..=2).contains(&after_failure), "{after_failure} requests");
+    // Three renewal periods: a refresher left running would have asked twice.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        kc.requests().len(),
+        after_failure,
+        "no token request after the failed start-up"
+    );
+}

@@ -18,9 +18,29 @@ pub(super) async fn open(inner: &Arc<Inner>, generation: u64) -> Result<Live, Am
     let err = |e: &lapin::Error| {
         AmqpError::from_lapin(e, &s.endpoint(), &s.rabbitmq.virtual_host, s.uses_token())
     };
-    let password = match &s.login {
-        Login::Password { password, .. } => password.clone(),
-        Login::Token(src) => src.fresh().await.map_err(AmqpError::Token)?,
+    let (password, secret) = match &s.login {
+        Login::Password { password, .. } => (password.clone(), None),
+        Login::Token(src) => {
+            let limit = s.connection_timeout();
+            let fetched = tokio::time::timeout(limit, src.fresh())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "the token source gave no token within {} s (servers.rabbitmq.connection_timeout)",
+                        limit.as_secs()
+                    ))
+                });
+            let token = match fetched {
+                Ok(t) => t,
+                // No token can come again: say why, typed (no retry helps).
+                Err(e) => {
+                    return Err(src
+                        .failure()
+                        .map_or(AmqpError::Token(e), AmqpError::TokenFailed));
+                }
+            };
+            (token.clone(), Some(token))
+        }
     };
     let uri = s.uri(&password)?;
     let tls = s.tls_config()?;
@@ -44,7 +64,17 @@ pub(super) async fn open(inner: &Arc<Inner>, generation: u64) -> Result<Live, Am
             other => other,
         })?;
     let conn = Arc::new(conn);
-    match restore(inner, generation, &conn).await {
+    // Bounded here, not by dropping this future: a connection dropped
+    // while restoring would stay open at the broker.
+    let restored = tokio::time::timeout(timeout, restore(inner, generation, &conn, secret))
+        .await
+        .unwrap_or_else(|_| {
+            Err(AmqpError::ConnectTimeout {
+                endpoint: s.endpoint(),
+                timeout,
+            })
+        });
+    match restored {
         Ok(live) => Ok(live),
         Err(e) => {
             let _ = tokio::time::timeout(
@@ -61,6 +91,7 @@ pub(super) async fn restore(
     inner: &Arc<Inner>,
     generation: u64,
     conn: &Arc<lapin::Connection>,
+    secret: Option<nost_config::SecretString>,
 ) -> Result<Live, AmqpError> {
     let s = &inner.settings;
     let err = |e: &lapin::Error| {
@@ -72,6 +103,7 @@ pub(super) async fn restore(
         generation,
         conn: conn.clone(),
         channel,
+        secret,
     };
     // On a shared connection, its owner watches it (shared_link).
     if inner.shared.is_none() {

@@ -78,6 +78,14 @@ pub enum SessionEvent {
     /// The broker closed the publishing channel over a refused message;
     /// it was reopened on the same connection (no reconnect).
     ChannelReopened,
+    /// The token source can never give a token again (session over,
+    /// credentials or client refused): new messages are refused with
+    /// [`AmqpError::TokenFailed`], and once the connection is lost the
+    /// session does not reconnect (what waits in the buffer then fails too).
+    TokenFailed {
+        /// Why, and what to do.
+        failure: crate::token::TokenFailure,
+    },
     /// The session was shut down on request.
     ShutDown,
 }
@@ -87,6 +95,9 @@ struct Live {
     generation: u64,
     conn: Arc<lapin::Connection>,
     channel: lapin::Channel,
+    /// The token the connection logged in with (Keycloak modes): a newer
+    /// one is pushed with `update-secret` as soon as the supervisor runs.
+    secret: Option<nost_config::SecretString>,
 }
 
 struct Inner {
@@ -149,20 +160,25 @@ impl Session {
             shared: None,
         });
         inner.settings.warn_unapplied();
-        let deadline = inner.settings.connection_timeout();
         let attempts = inner.settings.rabbitmq.connection_attempts.max(1);
         let nodes = inner.settings.node_count();
+        // Subscribed before the first token is taken: a token renewed while
+        // the first connection opens is seen (and pushed) by the supervisor.
+        let tokens = match &inner.settings.login {
+            crate::settings::Login::Token(src) => {
+                let mut rx = src.subscribe();
+                rx.borrow_and_update();
+                Some(rx)
+            }
+            crate::settings::Login::Password { .. } => None,
+        };
         let mut attempt = 0;
         let mut tried = 0;
         let first = loop {
             tried += 1;
-            let res = tokio::time::timeout(deadline, connect::open(&inner, 1))
-                .await
-                .map_err(|_| AmqpError::ConnectTimeout {
-                    endpoint: inner.settings.endpoint(),
-                    timeout: deadline,
-                })
-                .and_then(|r| r);
+            // `open` bounds the handshake and the restore by
+            // connection_timeout each, and closes what it opened on failure.
+            let res = connect::open(&inner, 1).await;
             match res {
                 Ok(live) => break live,
                 // Another node of a cluster, or (connection_attempts /
@@ -189,7 +205,7 @@ impl Session {
         inner.outbox.set_connected(true);
         tracing::info!(target: "nost_amqp", url = %inner.settings.display_url(), "connected to RabbitMQ");
         let _ = inner.events.send(SessionEvent::Connected { generation: 1 });
-        let sup = tokio::spawn(supervisor::supervise(inner.clone(), broken_rx));
+        let sup = tokio::spawn(supervisor::supervise(inner.clone(), broken_rx, tokens));
         let publ = tokio::spawn(publisher::publisher(inner.clone()));
         lock(&inner.tasks).extend([sup, publ]);
         Ok(Session { inner })
@@ -407,6 +423,9 @@ impl Session {
             }
         })
         .await;
+        if let Some((error, _)) = self.inner.outbox.take_lost() {
+            return Err(error);
+        }
         let refused = self.inner.outbox.take_refused();
         if !refused.is_empty() {
             return Err(AmqpError::Refused { refused });

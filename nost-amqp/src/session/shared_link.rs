@@ -72,7 +72,7 @@ async fn open_on(
 ) -> Result<Live, AmqpError> {
     let wait = inner.settings.connection_timeout();
     let up = shared.current(wait).await?;
-    tokio::time::timeout(wait, connect::restore(inner, generation, &up.conn))
+    tokio::time::timeout(wait, connect::restore(inner, generation, &up.conn, None))
         .await
         .unwrap_or_else(|_| {
             Err(AmqpError::NotConnected {

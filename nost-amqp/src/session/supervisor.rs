@@ -3,13 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use nost_config::ExposeSecret;
-use tokio::sync::mpsc;
+use nost_config::{ExposeSecret, SecretString};
+use tokio::sync::{mpsc, watch};
 
 use super::connect::open;
 use super::{Inner, SessionEvent};
 use crate::error::AmqpError;
 use crate::settings::Login;
+use crate::token::TokenFailure;
 
 /// The longest pause between reconnect attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(60);
@@ -26,20 +27,47 @@ pub(super) fn backoff(base: Duration, attempt: u32) -> Duration {
     ceiling.mul_f64(random_unit())
 }
 
-/// Reconnects after losses and pushes renewed tokens.
+/// Resolves when the session's token source fails for good; never in
+/// basic mode.
+async fn token_failed(inner: &Inner) -> TokenFailure {
+    match &inner.settings.login {
+        Login::Token(src) => src.failed().await,
+        Login::Password { .. } => std::future::pending().await,
+    }
+}
+
+/// The token source's failure for good, if it failed.
+fn token_failure(inner: &Inner) -> Option<TokenFailure> {
+    match &inner.settings.login {
+        Login::Token(src) => src.failure(),
+        Login::Password { .. } => None,
+    }
+}
+
+/// A fatal token outcome: from now on `publish` fails with it; reported
+/// once.
+fn report_failure(inner: &Inner, failure: &TokenFailure) {
+    tracing::error!(target: "nost_amqp", error = %failure, "no new access token can come; new messages are refused and a lost connection is not reopened");
+    inner
+        .outbox
+        .refuse_new(AmqpError::TokenFailed(failure.clone()));
+    let _ = inner.events.send(SessionEvent::TokenFailed {
+        failure: failure.clone(),
+    });
+}
+
+/// Reconnects after losses and pushes renewed tokens. `tokens` was
+/// subscribed before the first connection took its token, so a token
+/// renewed while a handshake was in progress is pushed right after it.
 pub(super) async fn supervise(
     inner: Arc<Inner>,
     mut broken: mpsc::UnboundedReceiver<(u64, String)>,
+    mut tokens: Option<watch::Receiver<SecretString>>,
 ) {
-    let mut tokens = match &inner.settings.login {
-        Login::Token(src) => {
-            let mut rx = src.subscribe();
-            rx.borrow_and_update();
-            Some(rx)
-        }
-        Login::Password { .. } => None,
-    };
     let mut generation = 1u64;
+    // The token the live connection carries.
+    let mut carried = inner.live.borrow().as_ref().and_then(|l| l.secret.clone());
+    let mut failure: Option<TokenFailure> = None;
     loop {
         let reason = tokio::select! {
             _ = inner.cancel.cancelled() => return,
@@ -48,6 +76,11 @@ pub(super) async fn supervise(
                 Some(_) => continue,
                 None => return,
             },
+            f = token_failed(&inner), if failure.is_none() => {
+                report_failure(&inner, &f);
+                failure = Some(f);
+                continue;
+            }
             changed = async {
                 match tokens.as_mut() {
                     Some(rx) => rx.changed().await,
@@ -61,12 +94,17 @@ pub(super) async fn supervise(
                 let token = tokens.as_mut().map(|rx| rx.borrow_and_update().clone());
                 let live = inner.live.borrow().clone();
                 let (Some(token), Some(live)) = (token, live) else { continue };
+                if carried.as_ref().is_some_and(|c| c.expose_secret() == token.expose_secret()) {
+                    // The connection logged in with this very token.
+                    continue;
+                }
                 let res = tokio::time::timeout(
                     Duration::from_secs(10),
                     live.conn.update_secret(token.expose_secret().into(), "secret".into()),
                 ).await;
                 match res {
                     Ok(Ok(())) => {
+                        carried = Some(token);
                         tracing::info!(target: "nost_amqp", "renewed token sent to RabbitMQ (update-secret)");
                         let _ = inner.events.send(SessionEvent::SecretUpdated);
                         continue;
@@ -106,9 +144,27 @@ pub(super) async fn supervise(
         let mut attempt = 0u32;
         let mut delay = backoff(base, 1);
         loop {
+            // The token source failed for good: no reconnect can log in, so
+            // stop here instead of retrying forever.
+            if failure.is_none()
+                && let Some(f) = token_failure(&inner)
+            {
+                report_failure(&inner, &f);
+                failure = Some(f);
+            }
+            if let Some(f) = &failure {
+                tracing::error!(target: "nost_amqp", error = %f, "not reconnecting to RabbitMQ: no access token can come");
+                inner.outbox.give_up();
+                return;
+            }
             tokio::select! {
                 _ = inner.cancel.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
+                f = token_failed(&inner), if failure.is_none() => {
+                    report_failure(&inner, &f);
+                    failure = Some(f);
+                    continue;
+                }
             }
             attempt += 1;
             generation += 1;
@@ -121,6 +177,7 @@ pub(super) async fn supervise(
                         let _ = live.conn.close(200, "shutdown".into()).await;
                         return;
                     }
+                    carried = live.secret.clone();
                     // Stale "broken" reports of older connections are dropped by generation.
                     inner.live.send_replace(Some(live));
                     inner.outbox.set_connected(true);

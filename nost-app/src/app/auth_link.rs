@@ -29,6 +29,21 @@ impl nost_amqp::TokenSource for Feed {
             .await
             .map_err(|e| e.to_string())
     }
+
+    fn failure(&self) -> Option<nost_amqp::TokenFailure> {
+        let error = self.0.stopped_by()?;
+        let kind = error.fatal_kind()?;
+        Some(failure(kind, &error))
+    }
+
+    async fn failed(&self) -> nost_amqp::TokenFailure {
+        let (kind, error) = self.0.fatal().await;
+        failure(kind, &error)
+    }
+}
+
+fn failure(kind: nost_auth::FatalKind, error: &nost_auth::AuthError) -> nost_amqp::TokenFailure {
+    nost_amqp::TokenFailure::new(kind.as_str(), error.to_string(), kind.advice())
 }
 
 /// The broker login of `mode`; in Keycloak modes also the running token manager.

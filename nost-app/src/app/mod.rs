@@ -691,15 +691,18 @@ impl Application {
     fn shut_down_on_signals(&self) {
         let app = self.clone();
         tokio::spawn(async move {
+            // Listening from the start, so a second signal that comes
+            // right after the first is not missed.
+            let mut signals = Signals::new();
             tokio::select! {
-                _ = next_signal() => {}
+                _ = signals.next() => {}
                 _ = app.closed() => return,
             }
             tracing::info!(target: "nost_app", "signal received; shutting down (a second signal exits at once)");
             tokio::select! {
                 _ = app.shut_down() => {}
-                _ = next_signal() => {
-                    tracing::warn!(target: "nost_app", "second signal; exiting without finishing the shutdown");
+                _ = signals.next() => {
+                    tracing::warn!(target: "nost_app", "second signal; exiting without finishing the shutdown (exit status 130)");
                     std::process::exit(130);
                 }
             }
@@ -707,24 +710,51 @@ impl Application {
     }
 }
 
-/// The next SIGINT or SIGTERM.
-async fn next_signal() {
-    let term = async {
+/// SIGINT and SIGTERM, listened to from creation on.
+struct Signals {
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
         #[cfg(unix)]
         {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
             }
         }
         #[cfg(not(unix))]
-        std::future::pending::<()>().await
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
+        Signals {}
+    }
+
+    /// The next SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        if s.recv().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = recv(&mut self.int) => {}
+                _ = recv(&mut self.term) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
