@@ -276,6 +276,20 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
     ceiling.mul_f64(random_unit())
 }
 
+/// The token source's failure for good, if it failed: then a lost
+/// connection is not reopened (as a session's own, see `supervisor`).
+fn gave_up(inner: &SharedInner) -> bool {
+    let Login::Token(src) = &inner.settings.login else {
+        return false;
+    };
+    let Some(failure) = src.failure() else {
+        return false;
+    };
+    tracing::error!(target: "nost_amqp", error = %failure, "no new access token can come; the shared connection is not reopened");
+    let _ = inner.events.send(SessionEvent::TokenFailed { failure });
+    true
+}
+
 /// Reconnects after a loss and pushes renewed tokens, once per renewal.
 async fn supervise(inner: Arc<SharedInner>, mut broken: mpsc::UnboundedReceiver<(u64, String)>) {
     let mut tokens = match &inner.settings.login {
@@ -338,6 +352,9 @@ async fn supervise(inner: Arc<SharedInner>, mut broken: mpsc::UnboundedReceiver<
         inner.settings.next_node();
         tracing::warn!(target: "nost_amqp", %reason, next = %inner.settings.endpoint(), "shared connection to RabbitMQ lost; reconnecting");
         let _ = inner.events.send(SessionEvent::Disconnected { reason });
+        if gave_up(&inner) {
+            return;
+        }
         let base = inner.settings.reconnect_delay();
         let mut attempt = 0u32;
         let mut delay = backoff(base, 1);
@@ -363,6 +380,9 @@ async fn supervise(inner: Arc<SharedInner>, mut broken: mpsc::UnboundedReceiver<
                     break;
                 }
                 Err(e) => {
+                    if gave_up(&inner) {
+                        return;
+                    }
                     inner.settings.next_node();
                     delay = backoff(base, attempt + 1);
                     tracing::warn!(target: "nost_amqp", attempt, error = %e, retry_in_s = delay.as_secs_f64(), "reconnecting the shared connection failed");

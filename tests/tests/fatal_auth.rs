@@ -347,4 +347,81 @@ mod on_the_oauth_node {
         )
         .await;
     }
+
+    /// The same verdict on a connection shared by applications: the
+    /// connection is not reopened after a loss, and Keycloak is not asked
+    /// again.
+    #[tokio::test]
+    async fn a_shared_connection_is_not_reopened_after_a_fatal_verdict() {
+        let (node, kc) = setup().await;
+        let client = unique("svc");
+        kc.add_client(&client, Some("svc-secret-1"));
+        let name = unique("fatal-shared");
+        let config = config(&node, &kc);
+        let shared_options = StartOptions {
+            credentials: Some(Credentials::client(&client, Some("svc-secret-1".into()))),
+            connection_name: Some(name.clone()),
+            ..Default::default()
+        };
+        let conn = nost_app::SharedConnection::start(&config, &shared_options)
+            .await
+            .unwrap();
+        let mut events = conn.amqp().events();
+        let prefix = unique("fatal");
+        let options = StartOptions {
+            shared_connection: Some(conn.clone()),
+            set_offset: Some(false),
+            ..Default::default()
+        };
+        let app = Application::start_up("sat", &prefix, &config, options)
+            .await
+            .unwrap();
+        app.send_message_confirmed("before", "{}").await.unwrap();
+        kc.add_client(&client, Some("rotated-secret"));
+        let tm = conn.token_manager().expect("a Keycloak mode");
+        let (kind, _) = tokio::time::timeout(Duration::from_secs(20), tm.fatal())
+            .await
+            .expect("the fatal outcome is reported");
+        assert_eq!(kind.as_str(), "client_rejected");
+        let requests_at_verdict = kc.requests().len();
+        assert_eq!(close_connections_named(&node, &name), 1);
+        next_event(&mut events, "Disconnected", |e| match e {
+            SessionEvent::Disconnected { reason } => Some(reason),
+            _ => None,
+        })
+        .await;
+        let failure = next_event(&mut events, "TokenFailed", |e| match e {
+            SessionEvent::TokenFailed { failure } => Some(failure),
+            _ => None,
+        })
+        .await;
+        assert_eq!(failure.kind, "client_rejected", "{failure}");
+        // Two windows of the backoff (reconnect_delay 1 s, full jitter).
+        let mut attempts = 0;
+        let watch = tokio::time::sleep(Duration::from_secs(4));
+        tokio::pin!(watch);
+        loop {
+            tokio::select! {
+                _ = &mut watch => break,
+                e = events.recv() => match e {
+                    Ok(SessionEvent::ReconnectFailed { .. } | SessionEvent::Connected { .. }) => attempts += 1,
+                    Ok(_) => {}
+                    Err(_) => break,
+                },
+            }
+        }
+        assert_eq!(attempts, 0, "reconnect attempts after the fatal verdict");
+        assert!(!conn.is_connected());
+        assert_eq!(
+            kc.requests().len(),
+            requests_at_verdict,
+            "no Keycloak request after the fatal verdict"
+        );
+        // Bounded by connection_timeout (10 s) in total, as during any outage.
+        let secs = Duration::from_secs(15);
+        tokio::time::timeout(secs, app.shut_down())
+            .await
+            .expect("shut down without a connection");
+        conn.shutdown().await;
+    }
 }
