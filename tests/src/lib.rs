@@ -129,7 +129,7 @@ pub fn python_with_nost_tools() -> std::path::PathBuf {
     static PY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     PY.get_or_init(|| {
         let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
-        nost_testkit::python::nost_tools_python(&target).unwrap_or_else(|e| panic!("{e}"))
+        nost_testkit::nost_tools_python(&target).unwrap_or_else(|e| panic!("{e}"))
     })
     .clone()
 }

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
-use nost_testkit::real_keycloak::RealKeycloakInfo;
+use nost_testkit::RealKeycloakInfo;
 use nost_testkit::realm::{
     OTP_USER, PUBLIC_CLIENT, RABBITMQ_SCOPES, REALM, SERVICE_CLIENT, SERVICE_REFRESH_CLIENT, USER,
     USER_CLIENT,

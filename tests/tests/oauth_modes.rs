@@ -10,7 +10,7 @@ use std::time::Duration;
 use nost_amqp::{AmqpError, SessionEvent};
 use nost_app::{AppError, Application, StartOptions};
 use nost_config::{Config, Credentials, SecretString};
-use nost_testkit::broker::{KID, OAuthBrokerInfo};
+use nost_testkit::{KID, OAuthBrokerInfo};
 use nost_testkit::{KeycloakEmulator, SigningKey};
 use nost_tests::unique;
 use tokio::sync::mpsc;
@@ -276,8 +276,7 @@ async fn a_token_signed_with_another_key_is_refused_at_connect() {
     let (node, kc) = setup().await;
     kc.add_client("nost_monitor_nodejs", None);
     let dir = tempfile::tempdir().unwrap();
-    nost_testkit::broker::make_rsa_key(&dir.path().join("k.pem"), &dir.path().join("k.pub"))
-        .unwrap();
+    nost_testkit::make_rsa_key(&dir.path().join("k.pem"), &dir.path().join("k.pub")).unwrap();
     let other = SigningKey::from_pem_file(&dir.path().join("k.pem"), KID).unwrap();
     let forged = kc.mint_with_key(&other, "mallory", "nost_monitor_nodejs");
     let (_, refresh) = kc.issue_session("mallory", "nost_monitor_nodejs");

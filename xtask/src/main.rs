@@ -31,8 +31,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use nost_testkit::broker::{BrokerOptions, OAuthBroker};
-use nost_testkit::cluster::Cluster;
+use nost_testkit::Cluster;
+use nost_testkit::{BrokerOptions, OAuthBroker};
 
 mod cluster;
 mod demo;

@@ -3,12 +3,22 @@
 //! free ports, an RSA signing key and a TLS CA made for the run.
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use crate::keycloak::SigningKey;
+use crate::process_group::{ProcessGroup, Term};
+
+mod info;
+mod keys;
+mod spawn;
+
+pub use info::OAuthBrokerInfo;
+use keys::make_tls;
+pub use keys::{make_rsa_key, rsa_key_pair};
+use spawn::{free_ports, spawn_node, spawn_watchdog};
 
 const BIN: &str = "/usr/lib/rabbitmq/bin";
 /// The `kid` of the signing key the node trusts.
@@ -24,7 +34,7 @@ pub enum BrokerError {
         "{BIN}/rabbitmq-server not found: install RabbitMQ with its OAuth2 plugin (`apt-get install rabbitmq-server`)"
     )]
     NotInstalled,
-    /// A helper command (openssl, rabbitmqctl) failed.
+    /// A helper command (rabbitmqctl, key generation) failed.
     #[error("{command} failed: {detail}")]
     Command {
         /// What ran.
@@ -38,158 +48,6 @@ pub enum BrokerError {
     /// File system trouble.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-}
-
-/// How to reach and control a running test node (also from another process).
-#[derive(Debug, Clone)]
-pub struct OAuthBrokerInfo {
-    /// Plain AMQP port on 127.0.0.1.
-    pub amqp_port: u16,
-    /// AMQPS port on 127.0.0.1 (certificate for localhost/127.0.0.1/::1).
-    pub amqps_port: u16,
-    /// The node's directory (keys/, tls/, log/ …).
-    pub dir: PathBuf,
-    /// Erlang node name.
-    pub node: String,
-    /// Erlang distribution port.
-    pub dist_port: u16,
-    /// The `kid` the node knows the signing key by ([`KID`]).
-    pub kid: String,
-}
-
-impl OAuthBrokerInfo {
-    /// The private signing key (PKCS#8 PEM) the node trusts, `kid` [`KID`].
-    pub fn signing_key_path(&self) -> PathBuf {
-        self.dir.join("keys/rsa.pem")
-    }
-
-    /// The CA that signed the node's TLS certificate.
-    pub fn ca_cert_path(&self) -> PathBuf {
-        self.dir.join("tls/ca.pem")
-    }
-
-    /// The key the node trusts, ready for a [`KeycloakEmulator`](crate::KeycloakEmulator).
-    pub fn signing_key(&self) -> Result<SigningKey, BrokerError> {
-        Ok(SigningKey::from_pem_file(
-            &self.signing_key_path(),
-            &self.kid,
-        )?)
-    }
-
-    /// `amqp://127.0.0.1:PORT` (no credentials: the token is the password).
-    pub fn amqp_url(&self) -> String {
-        format!("amqp://127.0.0.1:{}", self.amqp_port)
-    }
-
-    /// Environment variables that describe this node to test processes.
-    pub fn to_env(&self) -> Vec<(String, String)> {
-        vec![
-            (format!("{ENV_PREFIX}AMQP_PORT"), self.amqp_port.to_string()),
-            (
-                format!("{ENV_PREFIX}AMQPS_PORT"),
-                self.amqps_port.to_string(),
-            ),
-            (format!("{ENV_PREFIX}DIR"), self.dir.display().to_string()),
-            (format!("{ENV_PREFIX}NODE"), self.node.clone()),
-            (format!("{ENV_PREFIX}DIST_PORT"), self.dist_port.to_string()),
-            (format!("{ENV_PREFIX}KID"), self.kid.clone()),
-            (
-                format!("{ENV_PREFIX}CA_CERT"),
-                self.ca_cert_path().display().to_string(),
-            ),
-            (
-                format!("{ENV_PREFIX}SIGNING_KEY"),
-                self.signing_key_path().display().to_string(),
-            ),
-        ]
-    }
-
-    /// The node described by [`to_env`](Self::to_env) variables, if set.
-    pub fn from_env() -> Option<Self> {
-        let var = |k: &str| std::env::var(format!("{ENV_PREFIX}{k}")).ok();
-        Some(OAuthBrokerInfo {
-            amqp_port: var("AMQP_PORT")?.parse().ok()?,
-            amqps_port: var("AMQPS_PORT")?.parse().ok()?,
-            dir: var("DIR")?.into(),
-            node: var("NODE")?,
-            dist_port: var("DIST_PORT")?.parse().ok()?,
-            kid: var("KID").unwrap_or_else(|| KID.to_owned()),
-        })
-    }
-
-    /// The node started by `cargo xtask integration`/`test`, or a panic
-    /// saying how to run the suite.
-    pub fn from_env_or_panic() -> Self {
-        Self::from_env().unwrap_or_else(|| {
-            panic!(
-                "no OAuth2 RabbitMQ node: run this suite with `cargo xtask integration` (or `cargo xtask test`), which starts one and sets {ENV_PREFIX}*"
-            )
-        })
-    }
-
-    /// The environment `rabbitmq-server` and `rabbitmqctl` run with for
-    /// this node (HOME, RABBITMQ_*, ERL_CRASH_DUMP).
-    pub fn node_env(&self) -> Vec<(String, String)> {
-        let d = |p: &str| self.dir.join(p).display().to_string();
-        vec![
-            ("HOME".into(), d("home")),
-            ("RABBITMQ_NODENAME".into(), self.node.clone()),
-            ("RABBITMQ_NODE_IP_ADDRESS".into(), "127.0.0.1".into()),
-            ("RABBITMQ_NODE_PORT".into(), self.amqp_port.to_string()),
-            ("RABBITMQ_DIST_PORT".into(), self.dist_port.to_string()),
-            ("RABBITMQ_CONFIG_FILE".into(), d("etc/rabbitmq.conf")),
-            ("RABBITMQ_CONFIG_FILES".into(), d("etc/conf.d/*.conf")),
-            (
-                "RABBITMQ_ADVANCED_CONFIG_FILE".into(),
-                d("etc/advanced.config"),
-            ),
-            (
-                "RABBITMQ_ENABLED_PLUGINS_FILE".into(),
-                d("etc/enabled_plugins"),
-            ),
-            ("RABBITMQ_MNESIA_BASE".into(), d("data")),
-            ("RABBITMQ_LOG_BASE".into(), d("log")),
-            ("RABBITMQ_PID_FILE".into(), d("data/node.pid")),
-            ("RABBITMQ_CONF_ENV_FILE".into(), d("etc/rabbitmq-env.conf")),
-            (
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS".into(),
-                "-kernel inet_dist_use_interface {127,0,0,1}".into(),
-            ),
-            ("ERL_CRASH_DUMP".into(), d("log/erl_crash.dump")),
-        ]
-    }
-
-    /// Run `rabbitmqctl -n NODE ARGS…` against this node.
-    pub fn rabbitmqctl(&self, args: &[&str]) -> Result<String, BrokerError> {
-        let out = Command::new(format!("{BIN}/rabbitmqctl"))
-            .arg("-n")
-            .arg(&self.node)
-            .args(args)
-            .envs(self.node_env())
-            .output()?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(BrokerError::Command {
-                command: format!("rabbitmqctl {}", args.join(" ")),
-                detail: String::from_utf8_lossy(&out.stderr).into_owned(),
-            })
-        }
-    }
-
-    /// Close every client connection of the node (a forced drop).
-    pub fn close_all_connections(&self, reason: &str) -> Result<usize, BrokerError> {
-        let out = self.rabbitmqctl(&["list_connections", "-q", "--no-table-headers", "pid"])?;
-        let pids: Vec<&str> = out
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect();
-        for pid in &pids {
-            self.rabbitmqctl(&["close_connection", pid, reason])?;
-        }
-        Ok(pids.len())
-    }
 }
 
 /// Options of [`OAuthBroker::start`].
@@ -241,159 +99,6 @@ impl std::fmt::Debug for OAuthBroker {
             .field("info", &self.info)
             .finish()
     }
-}
-
-/// `n` distinct free loopback ports (all bound at once, then released).
-fn free_ports<const N: usize>() -> Result<[u16; N], BrokerError> {
-    let listeners = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut ports = [0u16; N];
-    for (p, l) in ports.iter_mut().zip(&listeners) {
-        *p = l.local_addr()?.port();
-    }
-    Ok(ports)
-}
-
-fn run(cmd: &mut Command) -> Result<(), BrokerError> {
-    let out = cmd.output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(BrokerError::Command {
-            command: format!("{cmd:?}"),
-            detail: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
-    }
-}
-
-/// An RSA-2048 key pair (with the `openssl` CLI): private PKCS#8 PEM at
-/// `private`, public SPKI PEM at `public`.
-pub fn make_rsa_key(private: &Path, public: &Path) -> Result<(), BrokerError> {
-    run(Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(private)
-        .stderr(Stdio::piped()))?;
-    run(Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(private)
-        .arg("-out")
-        .arg(public))
-}
-
-/// A CA (`ca.pem`) and a server certificate it signed (`server.pem`,
-/// `server.key`; SAN localhost, 127.0.0.1, ::1) in `dir`, made with rcgen
-/// (ECDSA P-256).
-fn make_tls(dir: &Path) -> Result<(), BrokerError> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-    let tls = |e: rcgen::Error| BrokerError::Command {
-        command: "rcgen".into(),
-        detail: e.to_string(),
-    };
-    let ca_key = KeyPair::generate().map_err(tls)?;
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(tls)?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "nost-test-ca");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key).map_err(tls)?;
-    let issuer = Issuer::new(ca, ca_key);
-
-    let key = KeyPair::generate().map_err(tls)?;
-    let mut server = CertificateParams::new(vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ])
-    .map_err(tls)?;
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    server.is_ca = IsCa::ExplicitNoCa;
-    server.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    server.use_authority_key_identifier_extension = true;
-    let server_cert = server.signed_by(&key, &issuer).map_err(tls)?;
-
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem())?;
-    std::fs::write(dir.join("server.pem"), server_cert.pem())?;
-    std::fs::write(dir.join("server.key"), key.serialize_pem())?;
-    Ok(())
-}
-
-/// Script of the watchdog: wait for `$1` (the starter) to die, then stop
-/// the node's process group `$2` (SIGTERM to the pid in the pid file,
-/// SIGKILL after 10 s) and remove the directory `$3`.
-const WATCHDOG: &str = r#"
-parent=$1; group=$2; dir=$3
-while kill -0 "$parent" 2>/dev/null; do sleep 1; done
-[ -d "$dir" ] || exit 0
-pid=$(cat "$dir/data/node.pid" 2>/dev/null)
-[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
-i=0
-while [ $i -lt 100 ] && kill -0 "-$group" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
-kill -KILL "-$group" 2>/dev/null
-rm -rf "$dir"
-"#;
-
-/// `rabbitmq-server` for `info`'s node, in a process group of its own,
-/// output appended to `log/stdout.txt` and `log/stderr.txt`.
-fn spawn_node(info: &OAuthBrokerInfo) -> Result<Child, BrokerError> {
-    let log = |name: &str| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(info.dir.join("log").join(name))
-    };
-    let mut cmd = Command::new(format!("{BIN}/rabbitmq-server"));
-    cmd.envs(info.node_env())
-        .stdin(Stdio::null())
-        .stdout(log("stdout.txt")?)
-        .stderr(log("stderr.txt")?);
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0);
-    }
-    Ok(cmd.spawn()?)
-}
-
-/// The watchdog of the node whose process group is `group`.
-fn spawn_watchdog(dir: &Path, group: u32) -> Option<Child> {
-    let mut w = Command::new("sh");
-    w.arg("-c")
-        .arg(WATCHDOG)
-        .arg("nost-oauth-watchdog")
-        .arg(std::process::id().to_string())
-        .arg(group.to_string())
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        // Not in our process group: Ctrl-C must not take it down.
-        w.process_group(0);
-    }
-    w.spawn().ok()
 }
 
 /// 20 random capital letters: an Erlang cookie.
@@ -630,21 +335,7 @@ log.file.level = debug
         let Some(child) = &self.child else {
             return Ok(());
         };
-        let group = format!("-{}", child.id());
-        run(Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stderr(Stdio::piped()))?;
-        // Gone once nothing of the group answers a signal any more.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline
-            && Command::new("kill")
-                .args(["-0", "--", &group])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        ProcessGroup::of(child).kill(None)?;
         Ok(())
     }
 
@@ -679,33 +370,11 @@ log.file.level = debug
                 .ok()
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty());
-            let _ = Command::new("kill")
-                .args([
-                    "-TERM",
-                    node_pid.as_deref().unwrap_or(&child.id().to_string()),
-                ])
-                .stderr(Stdio::null())
-                .status();
-            let group = format!("-{}", child.id());
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                let exited = matches!(child.try_wait(), Ok(Some(_)));
-                let group_alive = Command::new("kill")
-                    .args(["-0", "--", &group])
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success());
-                if exited && !group_alive {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            // Whatever is left in the node's process group goes too.
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &group])
-                .stderr(Stdio::null())
-                .status();
-            let _ = child.wait();
+            // The Erlang VM of the pid file (else the script) stops cleanly on
+            // SIGTERM and takes the rest of the group with it; whatever is
+            // left after 10 s is killed.
+            let pid = node_pid.and_then(|p| p.parse().ok()).unwrap_or(child.id());
+            ProcessGroup::stop(&mut child, Term::Pid(pid), Duration::from_secs(10));
         }
         if let Some(mut w) = self.watchdog.take() {
             let _ = w.kill();
