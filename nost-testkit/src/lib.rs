@@ -4,6 +4,9 @@
 //! RS256 tokens the node verifies, a real Keycloak with the NOS-T realm
 //! ([`RealKeycloak`], the realm's names in [`realm`]), and the Python
 //! `nost_tools` peer in a virtual environment ([`nost_tools_python`]).
+//! For the shared default node (127.0.0.1:5672): a cuttable TCP [`Proxy`],
+//! [`rabbitmqctl`], a [`BrokerUser`] with its own virtual host, a
+//! [`QueuePolicy`], [`unique`] names and [`eventually`] for polling.
 //!
 //! It is not a mock of RabbitMQ: the nodes are real `rabbitmq-server`
 //! processes (Debian's package), each with its own directory, ports, RSA
@@ -40,6 +43,7 @@ mod process_group;
 mod python;
 mod real_keycloak;
 pub mod realm;
+mod support;
 
 pub use broker::{
     BrokerError, BrokerOptions, ENV_PREFIX as OAUTH_ENV_PREFIX, KID, OAuthBroker, OAuthBrokerInfo,
@@ -54,4 +58,8 @@ pub use python::{NOST_TOOLS_VERSION, ensure_package, nost_tools_python};
 pub use real_keycloak::{
     ENV_PREFIX as KEYCLOAK_ENV_PREFIX, KEYCLOAK_VERSION, KeycloakError, KeycloakOptions,
     RealKeycloak, RealKeycloakInfo, ensure_distribution, java_home, post_form,
+};
+pub use support::{
+    BrokerUser, Proxy, QueuePolicy, close_connections_named, eventually, interop_scripts,
+    python_with_nost_tools, rabbitmqctl, unique,
 };

@@ -21,9 +21,9 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use nost_testkit::unique;
 use nost_testkit::{BrokerOptions, OAuthBroker, OAuthBrokerInfo};
 use nost_testkit::{KeycloakEmulator, READ_ONLY_SCOPE, SigningKey, TokenOptions};
-use nost_tests::unique;
 use serde_json::Value;
 
 const REALM: &str = "NOS-T";

@@ -12,7 +12,7 @@ use nost_app::{AppError, Application, StartOptions};
 use nost_config::{Config, Credentials, SecretString};
 use nost_testkit::{KID, OAuthBrokerInfo};
 use nost_testkit::{KeycloakEmulator, SigningKey};
-use nost_tests::unique;
+use nost_testkit::{eventually, unique};
 use tokio::sync::mpsc;
 
 const REALM: &str = "NOS-T";
@@ -481,15 +481,24 @@ async fn many_applications_share_one_service_account_session_and_one_request_per
         3,
         "one token request per renewal for five applications"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    for (i, rx) in updates.iter_mut().enumerate() {
-        let mut n = 0;
-        while let Ok(e) = rx.try_recv() {
-            if e == SessionEvent::SecretUpdated {
-                n += 1;
+    // Each connection's update-secrets, counted until all have 3 (or 10 s).
+    let mut counts = vec![0usize; updates.len()];
+    eventually(Duration::from_secs(10), || {
+        for (rx, n) in updates.iter_mut().zip(&mut counts) {
+            while let Ok(e) = rx.try_recv() {
+                if e == SessionEvent::SecretUpdated {
+                    *n += 1;
+                }
             }
         }
-        assert!(n >= 3, "sat{i} got each renewed token ({n} update-secrets)");
+        counts.iter().all(|n| *n >= 3)
+    })
+    .await;
+    for (i, n) in counts.iter().enumerate() {
+        assert!(
+            *n >= 3,
+            "sat{i} got each renewed token ({n} update-secrets)"
+        );
     }
     // One application leaving does not stop the others' renewals.
     apps.remove(0).shut_down().await;

@@ -23,7 +23,7 @@ use nost_testkit::RealKeycloakInfo;
 use nost_testkit::realm::{
     OTP_USER, PUBLIC_CLIENT, REALM, SERVICE_CLIENT, SERVICE_REFRESH_CLIENT, USER, USER_CLIENT,
 };
-use nost_tests::unique;
+use nost_testkit::unique;
 use serde_json::Value;
 use tokio::time::Instant;
 
