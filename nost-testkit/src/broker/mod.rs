@@ -1,5 +1,5 @@
-//! A dedicated RabbitMQ node with the OAuth2 backend, per the measured
-//! recipe in `shared/spec/oauth-broker.md`: its own temporary directory,
+//! A dedicated RabbitMQ node with the OAuth2 backend (RabbitMQ 3.10's
+//! `rabbit_auth_backend_oauth2`, configured as measured): its own temporary directory,
 //! free ports, an RSA signing key and a TLS CA made for the run.
 
 use std::io::Read;
