@@ -13,8 +13,7 @@
 //! [`RealKeycloak::prepare`] on) and nothing is restarted.
 //!
 //! ```no_run
-//! use nost_testkit::real_keycloak::{KeycloakOptions, RealKeycloak};
-//! use nost_testkit::broker::{BrokerOptions, OAuthBroker};
+//! use nost_testkit::{BrokerOptions, KeycloakOptions, OAuthBroker, RealKeycloak};
 //! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut kc = RealKeycloak::prepare(KeycloakOptions::default())?;
 //! let node = OAuthBroker::start(BrokerOptions {
