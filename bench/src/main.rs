@@ -31,7 +31,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use nost_testkit::KeycloakEmulator;
-use nost_testkit::broker::{BrokerOptions, OAuthBroker, OAuthBrokerInfo};
+use nost_testkit::{BrokerOptions, OAuthBroker, OAuthBrokerInfo};
 
 use crate::ctx::Ctx;
 use crate::publish::Publisher;
@@ -168,11 +168,10 @@ async fn run(args: RunArgs) -> Result<()> {
         step("Python nost_tools 3.6.0 venv");
         // Children run in another directory: the path must be absolute.
         let target = std::path::absolute(&args.target_dir)?;
-        let py =
-            tokio::task::spawn_blocking(move || nost_testkit::python::nost_tools_python(&target))
-                .await?
-                .map_err(anyhow::Error::msg)
-                .context("Python nost_tools (use --no-python to leave it out)")?;
+        let py = tokio::task::spawn_blocking(move || nost_testkit::nost_tools_python(&target))
+            .await?
+            .map_err(anyhow::Error::msg)
+            .context("Python nost_tools (use --no-python to leave it out)")?;
         Some(py)
     };
     let mut ctx = Ctx::new(python, args.amqp_port)?;

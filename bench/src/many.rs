@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use nost_testkit::KeycloakEmulator;
-use nost_testkit::broker::OAuthBrokerInfo;
+use nost_testkit::OAuthBrokerInfo;
 use serde::Serialize;
 
 use crate::ctx::Ctx;

@@ -12,7 +12,7 @@ use nost_amqp::SessionEvent;
 use nost_app::{Application, StartOptions};
 use nost_config::{Config, Credentials};
 use nost_testkit::KeycloakEmulator;
-use nost_testkit::broker::OAuthBrokerInfo;
+use nost_testkit::OAuthBrokerInfo;
 use serde::Serialize;
 use tokio::sync::mpsc;
 

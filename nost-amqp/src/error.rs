@@ -105,7 +105,7 @@ pub enum AmqpError {
     /// The connection is down and the operation needs it now.
     #[error("not connected to RabbitMQ ({reason}); a reconnect is under way")]
     NotConnected {
-        /// Why.
+        /// What is missing, e.g. "no connection within 5 s".
         reason: String,
     },
     /// The token source failed to provide a token.

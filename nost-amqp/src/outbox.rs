@@ -105,7 +105,7 @@ impl Outbox {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     pub(crate) async fn push(&self, msg: Pending) -> Result<(), AmqpError> {
@@ -295,4 +295,10 @@ fn fail_each(msgs: impl Iterator<Item = Pending>, error: &AmqpError) -> usize {
         }
     }
     n
+}
+
+/// The crate's one poison-ignoring lock: a panic while a guard was held
+/// (a user callback, never our own code) does not take the session down.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use base64::Engine;
 use lapin::types::FieldTable;
 use lapin::uri::{
     AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo, SASLMechanism,
@@ -215,31 +214,34 @@ impl ConnectSettings {
     }
 }
 
+/// The system's root certificates as one PEM bundle. Certificates the
+/// platform store could not give (unreadable files, bad entries) are
+/// reported at warn and skipped, not dropped silently.
 fn system_roots_pem() -> String {
     let found = rustls_native_certs::load_native_certs();
-    let mut pem = String::new();
-    for cert in found.certs {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
-        pem.push_str("-----BEGIN CERTIFICATE-----\n");
-        for chunk in b64.as_bytes().chunks(64) {
-            pem.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-            pem.push('\n');
-        }
-        pem.push_str("-----END CERTIFICATE-----\n");
+    for e in &found.errors {
+        tracing::warn!(target: "nost_amqp", "system root certificates: {e}; skipped (the {} found are used; servers.rabbitmq.tls_ca_cert names a CA file instead)", found.certs.len());
     }
-    pem
+    let pems: Vec<pem::Pem> = found
+        .certs
+        .iter()
+        .map(|c| pem::Pem::new("CERTIFICATE", c.as_ref()))
+        .collect();
+    pem::encode_many_config(
+        &pems,
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
 }
 
+/// RFC 3986 unreserved characters stay, everything else is %XX.
+const URI_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, URI_COMPONENT).to_string()
 }
 
 /// Flags of an exchange declaration.

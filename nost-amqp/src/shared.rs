@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::AmqpError;
 use crate::jitter::random_unit;
+use crate::outbox::lock;
 use crate::session::SessionEvent;
 use crate::settings::{ConnectSettings, Login};
 
@@ -176,10 +177,6 @@ impl SharedConnection {
         }
         let _ = self.inner.events.send(SessionEvent::ShutDown);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn err_of(s: &ConnectSettings, e: &lapin::Error) -> AmqpError {

@@ -4,6 +4,27 @@
 //! Pure (network-free) parts: [`messages`] (JSON bodies), [`time_fmt`]
 //! (datetime wire format), [`topics`] (routing keys, queue names, wildcard
 //! matching) and [`simulator`] (modes, scenario time, entities, observers).
+//!
+//! It is the layer that knows NOS-T: topics, commands, status messages and
+//! the simulator's modes. It does not read files itself (`nost-config`),
+//! speak to Keycloak (`nost-auth`) or handle AMQP connections (`nost-amqp`);
+//! [`Application::start_up`] composes those.
+//!
+//! ```no_run
+//! use nost_app::{Application, StartOptions};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = nost_config::load_file("examples/config/basic.yaml")?.config;
+//! let app = Application::start_up("fire", "demo", &config, StartOptions::default()).await?;
+//! app.add_message_callback("*", "detection", |m| async move {
+//!     println!("{} says {}", m.sender(), m.text()?);
+//!     Ok(())
+//! })
+//! .await?;
+//! app.send_message("detection", r#"{"lat":1.0}"#).await?;
+//! app.shut_down().await;
+//! # Ok(()) }
+//! ```
 
 pub mod app;
 pub mod logger;

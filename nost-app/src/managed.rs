@@ -315,6 +315,4 @@ fn boxed(text: &str) -> HandlerError {
     text.to_owned().into()
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::app::lock;

@@ -501,6 +501,4 @@ async fn sleep_until_wallclock(sim: &crate::simulator::Simulator, at: DateTime<U
     tokio::time::sleep(left).await;
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::app::lock;

@@ -1,9 +1,24 @@
-//! Routing keys, binding keys and queue names (sections 3.4, 3.5 and 4.1 of
-//! the reference).
+//! Routing keys, binding keys and queue names, named as `nost_tools` names
+//! them.
 //!
 //! A routing key is `PREFIX.APP.TOPIC`; TOPIC may itself contain dots
 //! (`status.ready`). In subscriptions, `*` matches exactly one word and `#`
 //! zero or more words. `+` is **not** an AMQP wildcard.
+//!
+//! ```
+//! use nost_app::topics::{STATUS_READY, queue_name, routing_key, sender_app, topic_matches};
+//!
+//! let key = routing_key("greenfield", "fire", STATUS_READY);
+//! assert_eq!(key, "greenfield.fire.status.ready");
+//! assert_eq!(sender_app(&key), Some("fire"));
+//! assert!(topic_matches("greenfield.*.status.#", &key));
+//! assert!(!topic_matches("greenfield.*.ready", &key));
+//! // The queue the manager's subscription to everyone's status.ready gets:
+//! assert_eq!(
+//!     queue_name("greenfield.*.status.ready", "manager"),
+//!     "greenfield.star.status.ready.manager"
+//! );
+//! ```
 
 /// `init` (manager → managed apps, [`InitCommand`](crate::messages::InitCommand)).
 pub const INIT: &str = "init";

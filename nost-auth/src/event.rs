@@ -31,7 +31,7 @@ impl Renewal {
 pub enum AuthEvent {
     /// A new access token was published.
     Renewed {
-        /// How.
+        /// Whether a refresh token or a new grant produced it.
         via: Renewal,
         /// Its lifetime, if known.
         expires_in: Option<Duration>,

@@ -14,7 +14,7 @@ pub(crate) struct ClientAuth {
 }
 
 impl ClientAuth {
-    pub fn new(id: &str, secret: Option<&SecretString>) -> Self {
+    pub(crate) fn new(id: &str, secret: Option<&SecretString>) -> Self {
         ClientAuth {
             id: id.to_string(),
             secret: secret.filter(|s| !s.expose_secret().is_empty()).cloned(),
@@ -38,7 +38,7 @@ pub(crate) enum Grant<'a> {
 
 impl Grant<'_> {
     /// The form fields, in `nost_tools`' order.
-    pub fn form<'a>(&'a self, client: &'a ClientAuth) -> Vec<(&'static str, &'a str)> {
+    pub(crate) fn form<'a>(&'a self, client: &'a ClientAuth) -> Vec<(&'static str, &'a str)> {
         let mut f: Vec<(&'static str, &'a str)> = Vec::with_capacity(9);
         match self {
             Grant::Password {
@@ -79,7 +79,7 @@ impl Grant<'_> {
     }
 
     /// The `grant_type`, for logs.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Grant::ClientCredentials => "client_credentials",
             Grant::Password { .. } => "password",

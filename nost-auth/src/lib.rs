@@ -71,6 +71,10 @@
 //! # Ok(()) }
 //! ```
 
+// The public surface is the `pub use` list below (and the public modules);
+// everything else is crate-private.
+#![warn(unreachable_pub)]
+
 mod error;
 mod event;
 mod grant;
@@ -92,4 +96,4 @@ pub use refresher::{CLOCK_SKEW_FLOOR, RetryPolicy};
 #[cfg(any(test, feature = "mock"))]
 pub use source::MockTokenSource;
 pub use source::TokenSource;
-pub use token::{AccessToken, TokenSet, jwt_remaining};
+pub use token::{AccessToken, TokenSet, jwt_claims, jwt_remaining};

@@ -305,12 +305,7 @@ impl TokenManager {
     /// [`renew_now`](Self::renew_now) calls answer [`AuthError::ShutDown`].
     pub async fn shutdown(&self) {
         self.inner.cancel.cancel();
-        let task = self
-            .inner
-            .task
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let task = crate::refresher::lock(&self.inner.task).take();
         if let Some(task) = task
             && let Err(e) = task.await
         {

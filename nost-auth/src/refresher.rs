@@ -107,30 +107,31 @@ pub(crate) struct Core {
     pub skew_warned: std::sync::atomic::AtomicBool,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// The crate's one poison-ignoring lock.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Core {
-    pub fn current(&self) -> AccessToken {
+    pub(crate) fn current(&self) -> AccessToken {
         lock(&self.current).clone()
     }
 
-    pub fn terminal(&self) -> Option<AuthError> {
+    pub(crate) fn terminal(&self) -> Option<AuthError> {
         lock(&self.terminal).clone()
     }
 
     /// Whether the current token was published less than
     /// [`CLOCK_SKEW_FLOOR`] ago and is already expired by the local clock:
     /// renewing again would only give another such token.
-    pub fn expired_on_arrival(&self) -> bool {
+    pub(crate) fn expired_on_arrival(&self) -> bool {
         self.current().remaining().is_some_and(|r| r.is_zero())
             && lock(&self.renewed_at).elapsed() < CLOCK_SKEW_FLOOR
     }
 
     /// The delay before the next renewal after `token` arrived, with the
     /// floor for tokens that are expired on arrival (warned once).
-    pub fn next_renewal(&self, token: &AccessToken) -> Duration {
+    pub(crate) fn next_renewal(&self, token: &AccessToken) -> Duration {
         let next = schedule(self.interval, token.remaining()).max(self.retry.floor);
         if !token.remaining().is_some_and(|r| r.is_zero()) {
             return next;

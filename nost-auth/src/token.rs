@@ -99,14 +99,29 @@ impl fmt::Debug for TokenSet {
     }
 }
 
-/// Time left until a JWT's `exp` (zero when past), without verifying it.
-/// `None` when the token is not a JWT or has no numeric `exp`.
-pub fn jwt_remaining(token: &str) -> Option<Duration> {
+/// The claims (payload) of a JWT as JSON, without verifying the signature:
+/// for display and scheduling, never for trust. `None` when the token is
+/// not a JWT with a base64url JSON payload.
+///
+/// ```
+/// // {"sub":"alice","exp":1} as the payload of an unsigned token
+/// let token = "e30.eyJzdWIiOiJhbGljZSIsImV4cCI6MX0.";
+/// let claims = nost_auth::jwt_claims(token).unwrap();
+/// assert_eq!(claims["sub"], "alice");
+/// assert!(nost_auth::jwt_claims("not a token").is_none());
+/// ```
+pub fn jwt_claims(token: &str) -> Option<serde_json::Value> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Time left until a JWT's `exp` (zero when past), without verifying it.
+/// `None` when the token is not a JWT or has no numeric `exp`.
+pub fn jwt_remaining(token: &str) -> Option<Duration> {
+    let claims = jwt_claims(token)?;
     let exp = claims.get("exp")?.as_f64()?;
     if !exp.is_finite() {
         return None;

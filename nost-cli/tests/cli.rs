@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use nost_tests::unique;
+use nost_testkit::unique;
 use serde_json::Value;
 
 fn nost() -> Command {
@@ -149,7 +149,7 @@ fn listen_prints_what_publish_sends_as_json_lines() {
     // Wait until the listener's queue exists.
     let queue = format!("{prefix}.hash.logger");
     for _ in 0..100 {
-        if nost_tests::rabbitmqctl(&["list_queues", "-q", "--no-table-headers", "name"])
+        if nost_testkit::rabbitmqctl(&["list_queues", "-q", "--no-table-headers", "name"])
             .contains(&queue)
         {
             break;
@@ -317,7 +317,7 @@ fn managed_writes_the_log_file_its_section_asks_for() {
 }
 
 /// A YAML and `.env` for user `user` on its own virtual host.
-fn user_config(dir: &std::path::Path, user: &nost_tests::BrokerUser) -> (PathBuf, PathBuf) {
+fn user_config(dir: &std::path::Path, user: &nost_testkit::BrokerUser) -> (PathBuf, PathBuf) {
     let cfg = dir.join("nost.yaml");
     std::fs::write(
         &cfg,
@@ -341,7 +341,7 @@ fn user_config(dir: &std::path::Path, user: &nost_tests::BrokerUser) -> (PathBuf
 
 fn wait_for_queue(queue: &str, present: bool, vhost: &str) -> bool {
     for _ in 0..150 {
-        let queues = nost_tests::rabbitmqctl(&[
+        let queues = nost_testkit::rabbitmqctl(&[
             "list_queues",
             "-p",
             vhost,
@@ -360,7 +360,7 @@ fn wait_for_queue(queue: &str, present: bool, vhost: &str) -> bool {
 #[test]
 fn publish_tells_which_lines_the_broker_refused_and_exits_1() {
     let name = unique("clirefuse");
-    let user = nost_tests::BrokerUser::create(&name);
+    let user = nost_testkit::BrokerUser::create(&name);
     let prefix = unique("clip");
     user.set_topic_write(&prefix, "\\.ok$");
     let dir = tempfile::tempdir().unwrap();

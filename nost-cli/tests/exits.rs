@@ -10,9 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nost_testkit::broker::{KID, OAuthBrokerInfo};
+use nost_testkit::unique;
+use nost_testkit::{KID, OAuthBrokerInfo};
 use nost_testkit::{KeycloakEmulator, SigningKey};
-use nost_tests::unique;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 

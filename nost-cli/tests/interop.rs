@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use nost_tests::{interop_scripts, python_with_nost_tools, unique};
+use nost_testkit::{interop_scripts, python_with_nost_tools, unique};
 
 fn config(dir: &Path, prefix: &str, app: &str) -> std::path::PathBuf {
     std::fs::write(dir.join(".env"), "USERNAME=guest\nPASSWORD=guest\n").unwrap();

@@ -17,7 +17,7 @@ struct Setup {
 async fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    nost_testkit::broker::make_rsa_key(&dir.join("k.pem"), &dir.join("k.pub")).unwrap();
+    nost_testkit::make_rsa_key(&dir.join("k.pem"), &dir.join("k.pub")).unwrap();
     let key = SigningKey::from_pem_file(&dir.join("k.pem"), "test").unwrap();
     let kc = KeycloakEmulator::start("NOS-T", key).await;
     let config = dir.join("nost.yaml");

@@ -1,4 +1,15 @@
 //! Durations as NOS-T writes them: `"H:MM:SS"` in YAML, ISO-8601 on the wire.
+//!
+//! ```
+//! use nost_config::NostDuration;
+//!
+//! let step: NostDuration = "0:01:30".parse().unwrap();
+//! assert_eq!(step, NostDuration::seconds(90));
+//! assert_eq!(step.to_iso8601(), "PT1M30S"); // what goes on the wire
+//! assert_eq!("P1DT3S".parse::<NostDuration>().unwrap().as_secs_f64(), 86_403.0);
+//! assert_eq!("1 day, 0:00:01".parse::<NostDuration>().unwrap(), NostDuration::seconds(86_401));
+//! assert!("soon".parse::<NostDuration>().is_err());
+//! ```
 
 use std::fmt;
 use std::str::FromStr;
@@ -202,7 +213,7 @@ impl DurationParseError {
 }
 
 /// Whether `text` is exactly three colon-separated integers: the only form
-/// `nost_tools` scales by `time_scale_factor` (section 1.6 of the reference).
+/// `nost_tools` scales by `time_scale_factor`.
 pub fn is_plain_hms(text: &str) -> bool {
     let parts: Vec<&str> = text.trim().split(':').collect();
     parts.len() == 3

@@ -32,6 +32,10 @@
 //! [`secrecy::SecretString`] from the moment they are read, so `Debug` output
 //! and errors never show them.
 
+// The public surface is the `pub use` list below (and the public modules);
+// everything else is crate-private.
+#![warn(unreachable_pub)]
+
 mod builder;
 pub mod channels;
 pub mod dotenv;

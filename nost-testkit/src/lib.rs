@@ -1,12 +1,19 @@
 //! Test support for nost-rs, never shipped: a throwaway OAuth2-enabled
-//! RabbitMQ node ([`broker`]), a cluster of such nodes ([`cluster`]) and a Keycloak emulation on wiremock
-//! ([`keycloak`]) that mints real RS256 tokens the node verifies, and the
-//! Python `nost_tools` peer in a virtual environment ([`python`]); a real
-//! Keycloak with the NOS-T realm ([`real_keycloak`], [`realm`]).
+//! RabbitMQ node ([`OAuthBroker`]), a cluster of such nodes ([`Cluster`]),
+//! a Keycloak emulation on wiremock ([`KeycloakEmulator`]) that mints real
+//! RS256 tokens the node verifies, a real Keycloak with the NOS-T realm
+//! ([`RealKeycloak`], the realm's names in [`realm`]), and the Python
+//! `nost_tools` peer in a virtual environment ([`nost_tools_python`]).
+//! For the shared default node (127.0.0.1:5672): a cuttable TCP [`Proxy`],
+//! [`rabbitmqctl`], a [`BrokerUser`] with its own virtual host, a
+//! [`QueuePolicy`], [`unique`] names and [`eventually`] for polling.
+//!
+//! It is not a mock of RabbitMQ: the nodes are real `rabbitmq-server`
+//! processes (Debian's package), each with its own directory, ports, RSA
+//! signing key and TLS CA, stopped and removed when dropped.
 //!
 //! ```no_run
-//! use nost_testkit::broker::{BrokerOptions, OAuthBroker, OAuthBrokerInfo};
-//! use nost_testkit::KeycloakEmulator;
+//! use nost_testkit::{BrokerOptions, KeycloakEmulator, OAuthBroker, OAuthBrokerInfo};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! // The node of `cargo xtask integration`, or one of our own.
@@ -29,10 +36,30 @@
 //! # let _ = kc; Ok(()) }
 //! ```
 
-pub mod broker;
-pub mod cluster;
-pub mod keycloak;
-pub mod python;
-pub mod real_keycloak;
+mod broker;
+mod cluster;
+mod keycloak;
+mod process_group;
+mod python;
+mod real_keycloak;
 pub mod realm;
-pub use keycloak::*;
+mod support;
+
+pub use broker::{
+    BrokerError, BrokerOptions, ENV_PREFIX as OAUTH_ENV_PREFIX, KID, OAuthBroker, OAuthBrokerInfo,
+    make_rsa_key, rabbitmq_installed, rsa_key_pair,
+};
+pub use cluster::{Cluster, ClusterOptions, epmd_knows};
+pub use keycloak::{
+    DEFAULT_SCOPE, FULL_RABBITMQ_SCOPE, KeycloakBuilder, KeycloakEmulator, READ_ONLY_SCOPE,
+    SigningKey, TOKEN_AUDIENCE, TokenOptions,
+};
+pub use python::{NOST_TOOLS_VERSION, ensure_package, nost_tools_python};
+pub use real_keycloak::{
+    ENV_PREFIX as KEYCLOAK_ENV_PREFIX, KEYCLOAK_VERSION, KeycloakError, KeycloakOptions,
+    RealKeycloak, RealKeycloakInfo, ensure_distribution, java_home, post_form,
+};
+pub use support::{
+    BrokerUser, Proxy, QueuePolicy, close_connections_named, eventually, interop_scripts,
+    python_with_nost_tools, rabbitmqctl, unique,
+};

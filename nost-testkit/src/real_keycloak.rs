@@ -13,8 +13,7 @@
 //! [`RealKeycloak::prepare`] on) and nothing is restarted.
 //!
 //! ```no_run
-//! use nost_testkit::real_keycloak::{KeycloakOptions, RealKeycloak};
-//! use nost_testkit::broker::{BrokerOptions, OAuthBroker};
+//! use nost_testkit::{BrokerOptions, KeycloakOptions, OAuthBroker, RealKeycloak};
 //! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut kc = RealKeycloak::prepare(KeycloakOptions::default())?;
 //! let node = OAuthBroker::start(BrokerOptions {
@@ -33,6 +32,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::keycloak::SigningKey;
+use crate::process_group::{ProcessGroup, Term};
 use crate::realm::{NostRealm, REALM, REALM_KID};
 
 /// The pinned Keycloak version (Maven Central served 26.4.0 … 26.7.3 when
@@ -313,7 +313,7 @@ impl RealKeycloak {
         }
         crate::broker::make_rsa_key(&dir.join("keys/realm.pem"), &dir.join("keys/realm_pub.pem"))
             .map_err(|e| KeycloakError::Command {
-            command: "openssl genpkey".into(),
+            command: "RSA-2048 key generation".into(),
             detail: e.to_string(),
         })?;
         let key = SigningKey::from_pem_file(&dir.join("keys/realm.pem"), REALM_KID)?;
@@ -472,29 +472,7 @@ impl RealKeycloak {
     /// and remove its directory. Idempotent.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let group = format!("-{}", child.id());
-            let _ = Command::new("kill")
-                .args(["-TERM", "--", &group])
-                .stderr(Stdio::null())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                let exited = matches!(child.try_wait(), Ok(Some(_)));
-                let group_alive = Command::new("kill")
-                    .args(["-0", "--", &group])
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success());
-                if exited && !group_alive {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &group])
-                .stderr(Stdio::null())
-                .status();
-            let _ = child.wait();
+            ProcessGroup::stop(&mut child, Term::Group, Duration::from_secs(15));
         }
         if let Some(mut w) = self.watchdog.take() {
             let _ = w.kill();

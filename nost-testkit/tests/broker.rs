@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use nost_testkit::broker::{BrokerError, BrokerOptions, OAuthBroker};
+use nost_testkit::{BrokerError, BrokerOptions, OAuthBroker};
 
 #[test]
 fn a_refused_configuration_fails_fast_with_the_error_lines_and_leaves_nothing() {

@@ -13,7 +13,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use nost_testkit::cluster::{Cluster, ClusterOptions, epmd_knows};
+use nost_testkit::{Cluster, ClusterOptions, epmd_knows};
 
 async fn connect(port: u16) -> Connection {
     Connection::connect(
@@ -35,7 +35,7 @@ fn quorum() -> FieldTable {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_nodes_form_one_cluster_survive_a_stop_and_a_kill_and_leave_nothing() {
-    if !nost_testkit::broker::rabbitmq_installed() {
+    if !nost_testkit::rabbitmq_installed() {
         panic!("RabbitMQ is not installed: `apt-get install rabbitmq-server` (.ci/run does)");
     }
     let cluster = tokio::task::spawn_blocking(|| Cluster::start(ClusterOptions::default()))

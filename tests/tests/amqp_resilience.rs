@@ -10,7 +10,7 @@ use nost_amqp::{
     SessionEvent,
 };
 use nost_config::{RabbitMqConfig, SecretString};
-use nost_tests::{Proxy, close_connections_named, rabbitmqctl, unique};
+use nost_testkit::{Proxy, close_connections_named, rabbitmqctl, unique};
 
 fn settings(port: u16, name: &str, queue_max_size: usize) -> ConnectSettings {
     let rabbitmq = RabbitMqConfig {

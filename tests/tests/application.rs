@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use nost_app::{AppError, Application, StartOptions};
 use nost_config::{Config, Credentials};
-use nost_tests::{rabbitmqctl, unique};
+use nost_testkit::{rabbitmqctl, unique};
 use tokio::sync::mpsc;
 
 fn local() -> (Config, StartOptions) {

@@ -14,7 +14,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 use nost_app::{AppError, Application, StartOptions};
 use nost_config::{Config, Credentials, Origin};
-use nost_tests::unique;
+use nost_testkit::unique;
 
 fn options() -> StartOptions {
     StartOptions {

@@ -23,8 +23,8 @@ use nost_amqp::SessionEvent;
 use nost_app::{Application, ManagedApplication, Manager, StartOptions, TestPlan};
 use nost_config::{Config, Credentials, KeycloakConfig, QueueType};
 use nost_testkit::KeycloakEmulator;
-use nost_testkit::cluster::{Cluster, ClusterOptions};
-use nost_tests::unique;
+use nost_testkit::unique;
+use nost_testkit::{Cluster, ClusterOptions};
 
 /// A configuration that knows every node, starting with `first`.
 fn config(cluster: &Cluster, first: usize) -> Config {

@@ -14,7 +14,7 @@ use nost_amqp::{
 };
 use nost_app::{Application, StartOptions};
 use nost_config::{Config, Credentials, RabbitMqConfig, SecretString};
-use nost_tests::{BrokerUser, QueuePolicy, rabbitmqctl, unique};
+use nost_testkit::{BrokerUser, QueuePolicy, rabbitmqctl, unique};
 use tokio::sync::{broadcast, mpsc};
 
 fn settings(vhost: &str, user: &str, password: &str, name: &str) -> ConnectSettings {
@@ -443,7 +443,7 @@ async fn no_connection_named(name: &str) -> bool {
 #[tokio::test]
 async fn shutdown_during_an_outage_takes_at_most_connection_timeout() {
     let prefix = unique("outage");
-    let proxy = nost_tests::Proxy::start("127.0.0.1:5672".parse().unwrap())
+    let proxy = nost_testkit::Proxy::start("127.0.0.1:5672".parse().unwrap())
         .await
         .unwrap();
     let port = proxy.port();
@@ -481,7 +481,7 @@ async fn shutdown_during_an_outage_takes_at_most_connection_timeout() {
 #[tokio::test]
 async fn a_shutdown_racing_a_reconnect_leaves_no_connection() {
     let name = unique("race");
-    let proxy = nost_tests::Proxy::start("127.0.0.1:5672".parse().unwrap())
+    let proxy = nost_testkit::Proxy::start("127.0.0.1:5672".parse().unwrap())
         .await
         .unwrap();
     for round in 0..3u64 {
@@ -596,7 +596,7 @@ async fn a_subscription_refused_at_bind_leaves_no_durable_queue() {
 #[tokio::test]
 async fn connection_attempts_and_retry_delay_apply_to_the_first_connect() {
     let name = unique("attempts");
-    let proxy = nost_tests::Proxy::start("127.0.0.1:5672".parse().unwrap())
+    let proxy = nost_testkit::Proxy::start("127.0.0.1:5672".parse().unwrap())
         .await
         .unwrap();
     proxy.cut().await; // the broker is "down" at start-up

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use nost_app::{Application, Message, StartOptions};
 use nost_config::{Config, Credentials, NostDuration};
-use nost_tests::unique;
+use nost_testkit::unique;
 
 fn options() -> StartOptions {
     StartOptions {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use nost_tests::python_with_nost_tools;
+use nost_testkit::python_with_nost_tools;
 use serde_json::{Value, json};
 
 const SCRIPT: &str = r#"

@@ -142,9 +142,9 @@ mod on_the_oauth_node {
     use nost_amqp::{AmqpError, Outgoing, SessionEvent};
     use nost_app::{AppError, Application, StartOptions};
     use nost_config::{Config, Credentials, SecretString};
-    use nost_testkit::broker::{KID, OAuthBrokerInfo};
+    use nost_testkit::unique;
+    use nost_testkit::{KID, OAuthBrokerInfo};
     use nost_testkit::{KeycloakEmulator, SigningKey};
-    use nost_tests::unique;
     use tokio::sync::broadcast;
 
     const REALM: &str = "NOS-T";

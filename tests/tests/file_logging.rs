@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use nost_app::{Application, ManagedApplication, StartOptions};
 use nost_config::{Config, Credentials, Origin};
-use nost_tests::unique;
+use nost_testkit::unique;
 
 fn options() -> StartOptions {
     StartOptions {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use nost_app::simulator::{Mode, RecordingObserver};
 use nost_app::{ManagedApplication, Manager, StartOptions, TestPlan};
 use nost_config::{Config, Credentials, NostDuration};
-use nost_tests::unique;
+use nost_testkit::unique;
 
 fn config() -> Config {
     let start = chrono::DateTime::parse_from_rfc3339("2024-01-01T12:00:00Z")

@@ -21,9 +21,9 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
-use nost_testkit::broker::{BrokerOptions, OAuthBroker, OAuthBrokerInfo};
+use nost_testkit::unique;
+use nost_testkit::{BrokerOptions, OAuthBroker, OAuthBrokerInfo};
 use nost_testkit::{KeycloakEmulator, READ_ONLY_SCOPE, SigningKey, TokenOptions};
-use nost_tests::unique;
 use serde_json::Value;
 
 const REALM: &str = "NOS-T";
@@ -203,7 +203,7 @@ async fn a_client_credentials_token_lets_lapin_publish_and_consume_on_a_topic_ex
 #[tokio::test]
 async fn forged_expired_and_audience_less_tokens_are_refused_at_connect() {
     let kc = emulator().await;
-    let rogue = SigningKey::generate(nost_testkit::broker::KID).unwrap();
+    let rogue = SigningKey::generate(nost_testkit::KID).unwrap();
     let forged = kc.mint(&TokenOptions {
         key: Some(rogue),
         ..Default::default()

@@ -13,7 +13,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use nost_app::{Application, ManagedApplication, Manager, StartOptions, TestPlan};
 use nost_config::{Config, Credentials, NostDuration};
-use nost_tests::unique;
+use nost_testkit::unique;
 
 fn config() -> Config {
     let start = chrono::DateTime::parse_from_rfc3339("2024-01-01T12:00:00Z")

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use nost_tests::{interop_scripts, python_with_nost_tools};
+use nost_testkit::{interop_scripts, python_with_nost_tools};
 use serde_json::Value;
 
 fn python_view(yaml: &std::path::Path) -> Value {

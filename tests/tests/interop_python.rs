@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use nost_app::{Application, ManagedApplication, Manager, StartOptions, TestPlan};
 use nost_config::{Config, Credentials, EnvFile};
-use nost_tests::{interop_scripts, python_with_nost_tools, rabbitmqctl, unique};
+use nost_testkit::{eventually, interop_scripts, python_with_nost_tools, rabbitmqctl, unique};
 
 fn write_config(dir: &Path, prefix: &str, required: &str) -> std::path::PathBuf {
     let yaml = format!(
@@ -222,9 +222,7 @@ async fn a_rust_manager_drives_a_python_managed_application() {
         status.0.success() && status.1.contains("TERMINATED"),
         "python: {status:?}"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let topics = topics_seen(&seen, &prefix);
-    for t in [
+    let expected = [
         "manager.init",
         "manager.start",
         "manager.stop",
@@ -233,7 +231,14 @@ async fn a_rust_manager_drives_a_python_managed_application() {
         "pyapp.status.ready",
         "pyapp.status.mode",
         "pyapp.status.time",
-    ] {
+    ];
+    eventually(Duration::from_secs(10), || {
+        let topics = topics_seen(&seen, &prefix);
+        expected.iter().all(|t| topics.contains(*t))
+    })
+    .await;
+    let topics = topics_seen(&seen, &prefix);
+    for t in expected {
         assert!(topics.contains(t), "{t} missing from {topics:?}");
     }
     manager.app().shut_down().await;
@@ -284,9 +289,7 @@ async fn a_python_manager_drives_a_rust_managed_application() {
         status.0.success() && status.1.contains("TERMINATED"),
         "python: {status:?}"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let topics = topics_seen(&seen, &prefix);
-    for t in [
+    let expected = [
         "manager.init",
         "manager.start",
         "manager.stop",
@@ -294,7 +297,14 @@ async fn a_python_manager_drives_a_rust_managed_application() {
         "rsapp.status.ready",
         "rsapp.status.mode",
         "rsapp.status.time",
-    ] {
+    ];
+    eventually(Duration::from_secs(10), || {
+        let topics = topics_seen(&seen, &prefix);
+        expected.iter().all(|t| topics.contains(*t))
+    })
+    .await;
+    let topics = topics_seen(&seen, &prefix);
+    for t in expected {
         assert!(topics.contains(t), "{t} missing from {topics:?}");
     }
     app.app().shut_down().await;

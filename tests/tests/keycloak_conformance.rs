@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
-use nost_testkit::real_keycloak::RealKeycloakInfo;
+use nost_testkit::RealKeycloakInfo;
 use nost_testkit::realm::{
     OTP_USER, PUBLIC_CLIENT, RABBITMQ_SCOPES, REALM, SERVICE_CLIENT, SERVICE_REFRESH_CLIENT, USER,
     USER_CLIENT,
@@ -32,12 +32,12 @@ const KNOWN: &[(&str, &str, &str)] = &[
     (
         "client_credentials",
         "fields",
-        "Keycloak 26 creates no user session for client_credentials without refresh tokens, so its answer has no session_state; the emulation keeps the field of older versions, which spec/keycloak.md lists and the harness and testkit suites pin; nost-auth never reads it",
+        "Keycloak 26 creates no user session for client_credentials without refresh tokens, so its answer has no session_state; the emulation keeps the field of older versions, which the harness and testkit suites pin; nost-auth never reads it",
     ),
     (
         "refresh_token, another client",
         "error_description",
-        "Keycloak 26 says \"Invalid refresh token. Token client and authorized client don't match\", older versions (spec/keycloak.md, pinned by the harness and testkit suites) \"Unmatching clients\"; nost-auth classifies both as UnmatchingClients",
+        "Keycloak 26 says \"Invalid refresh token. Token client and authorized client don't match\", older versions (pinned by the harness and testkit suites) \"Unmatching clients\"; nost-auth classifies both as UnmatchingClients",
     ),
     (
         "refresh_token, garbage",

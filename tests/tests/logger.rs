@@ -14,7 +14,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 use nost_app::{LoggerApplication, StartOptions};
 use nost_config::{Config, Credentials, Origin};
-use nost_tests::{interop_scripts, python_with_nost_tools, unique};
+use nost_testkit::{interop_scripts, python_with_nost_tools, unique};
 
 /// Payloads a naive CSV writer breaks (nost_tools writes them unquoted).
 fn nasty() -> Vec<String> {

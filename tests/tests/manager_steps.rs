@@ -13,7 +13,7 @@ use nost_app::messages::{
 use nost_app::simulator::Mode;
 use nost_app::{Application, ManagedApplication, ManagedHooks, Manager, StartOptions, TestPlan};
 use nost_config::{Config, Credentials, NostDuration};
-use nost_tests::unique;
+use nost_testkit::unique;
 
 fn config() -> Config {
     let start = chrono::DateTime::parse_from_rfc3339("2024-01-01T12:00:00Z")

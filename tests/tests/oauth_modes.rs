@@ -10,9 +10,9 @@ use std::time::Duration;
 use nost_amqp::{AmqpError, SessionEvent};
 use nost_app::{AppError, Application, StartOptions};
 use nost_config::{Config, Credentials, SecretString};
-use nost_testkit::broker::{KID, OAuthBrokerInfo};
+use nost_testkit::{KID, OAuthBrokerInfo};
 use nost_testkit::{KeycloakEmulator, SigningKey};
-use nost_tests::unique;
+use nost_testkit::{eventually, unique};
 use tokio::sync::mpsc;
 
 const REALM: &str = "NOS-T";
@@ -276,8 +276,7 @@ async fn a_token_signed_with_another_key_is_refused_at_connect() {
     let (node, kc) = setup().await;
     kc.add_client("nost_monitor_nodejs", None);
     let dir = tempfile::tempdir().unwrap();
-    nost_testkit::broker::make_rsa_key(&dir.path().join("k.pem"), &dir.path().join("k.pub"))
-        .unwrap();
+    nost_testkit::make_rsa_key(&dir.path().join("k.pem"), &dir.path().join("k.pub")).unwrap();
     let other = SigningKey::from_pem_file(&dir.path().join("k.pem"), KID).unwrap();
     let forged = kc.mint_with_key(&other, "mallory", "nost_monitor_nodejs");
     let (_, refresh) = kc.issue_session("mallory", "nost_monitor_nodejs");
@@ -482,15 +481,24 @@ async fn many_applications_share_one_service_account_session_and_one_request_per
         3,
         "one token request per renewal for five applications"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    for (i, rx) in updates.iter_mut().enumerate() {
-        let mut n = 0;
-        while let Ok(e) = rx.try_recv() {
-            if e == SessionEvent::SecretUpdated {
-                n += 1;
+    // Each connection's update-secrets, counted until all have 3 (or 10 s).
+    let mut counts = vec![0usize; updates.len()];
+    eventually(Duration::from_secs(10), || {
+        for (rx, n) in updates.iter_mut().zip(&mut counts) {
+            while let Ok(e) = rx.try_recv() {
+                if e == SessionEvent::SecretUpdated {
+                    *n += 1;
+                }
             }
         }
-        assert!(n >= 3, "sat{i} got each renewed token ({n} update-secrets)");
+        counts.iter().all(|n| *n >= 3)
+    })
+    .await;
+    for (i, n) in counts.iter().enumerate() {
+        assert!(
+            *n >= 3,
+            "sat{i} got each renewed token ({n} update-secrets)"
+        );
     }
     // One application leaving does not stop the others' renewals.
     apps.remove(0).shut_down().await;

@@ -18,12 +18,12 @@ use nost_amqp::SessionEvent;
 use nost_app::{AppError, Application, StartOptions};
 use nost_auth::{AuthError, AuthEvent, FatalKind, InactiveReason};
 use nost_config::{Config, Credentials, SecretString};
-use nost_testkit::broker::OAuthBrokerInfo;
-use nost_testkit::real_keycloak::RealKeycloakInfo;
+use nost_testkit::OAuthBrokerInfo;
+use nost_testkit::RealKeycloakInfo;
 use nost_testkit::realm::{
     OTP_USER, PUBLIC_CLIENT, REALM, SERVICE_CLIENT, SERVICE_REFRESH_CLIENT, USER, USER_CLIENT,
 };
-use nost_tests::unique;
+use nost_testkit::unique;
 use serde_json::Value;
 use tokio::time::Instant;
 

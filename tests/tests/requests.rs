@@ -10,7 +10,7 @@ use std::time::Duration;
 use nost_app::simulator::{Entity, EntityBase, Mode, Simulator};
 use nost_app::{Application, ManagedApplication, Manager, Message, StartOptions, TestPlan};
 use nost_config::{Config, Credentials, NostDuration};
-use nost_tests::unique;
+use nost_testkit::unique;
 
 fn config() -> Config {
     let start = chrono::DateTime::parse_from_rfc3339("2024-01-01T12:00:00Z")

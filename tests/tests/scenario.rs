@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nost_app::{Application, ManagedApplication, Manager, StartOptions, TestPlan};
 use nost_config::{Config, Credentials, NostDuration};
-use nost_tests::unique;
+use nost_testkit::{eventually, unique};
 
 fn config() -> Config {
     let start = chrono::DateTime::parse_from_rfc3339("2024-01-01T12:00:00Z")
@@ -89,10 +89,7 @@ async fn a_manager_runs_three_managed_applications_to_terminated() {
             .unwrap();
         assert_eq!(app.app().simulator().time(), summary.sim_stop_time.unwrap());
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let seen = seen.lock().unwrap().clone();
-    let has = |key: &str| seen.iter().any(|(k, _)| k == &format!("{prefix}.{key}"));
-    for key in [
+    let keys = [
         "manager.init",
         "manager.start",
         "manager.stop",
@@ -103,7 +100,19 @@ async fn a_manager_runs_three_managed_applications_to_terminated() {
         "alpha.status.time",
         "manager.status.mode",
         "manager.status.time",
-    ] {
+    ];
+    // Wait until the recorder has them all (and alpha's last mode), then check.
+    let alpha_terminated = r#"{"name":"alpha","properties":{"mode":"TERMINATED"}}"#;
+    eventually(Duration::from_secs(10), || {
+        let seen = seen.lock().unwrap();
+        keys.iter()
+            .all(|key| seen.iter().any(|(k, _)| k == &format!("{prefix}.{key}")))
+            && seen.iter().any(|(_, b)| b == alpha_terminated)
+    })
+    .await;
+    let seen = seen.lock().unwrap().clone();
+    let has = |key: &str| seen.iter().any(|(k, _)| k == &format!("{prefix}.{key}"));
+    for key in keys {
         assert!(
             has(key),
             "{key} not seen; saw {:?}",

@@ -13,7 +13,7 @@ use nost_amqp::{
 };
 use nost_app::{Application, StartOptions};
 use nost_config::{Config, Credentials, RabbitMqConfig, SecretString};
-use nost_tests::{BrokerUser, close_connections_named, rabbitmqctl, unique};
+use nost_testkit::{BrokerUser, close_connections_named, rabbitmqctl, unique};
 use tokio::sync::broadcast;
 
 fn settings(vhost: &str, user: &str, password: &str, name: &str) -> ConnectSettings {
@@ -420,7 +420,7 @@ async fn twenty_applications_on_a_shared_connection_are_one_broker_connection() 
 /// past several expiries without a reconnect.
 #[tokio::test]
 async fn renewed_tokens_reach_the_shared_connection_once_and_every_application_keeps_publishing() {
-    use nost_testkit::broker::{KID, OAuthBrokerInfo};
+    use nost_testkit::{KID, OAuthBrokerInfo};
     use nost_testkit::{KeycloakEmulator, SigningKey};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use nost_testkit::cluster::{Cluster, ClusterOptions, epmd_knows};
+use nost_testkit::{Cluster, ClusterOptions, epmd_knows};
 
 use crate::Running;
 

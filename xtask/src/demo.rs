@@ -13,7 +13,7 @@ use std::process::{Command, ExitCode};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use nost_testkit::broker::{BrokerOptions, OAuthBroker, rabbitmq_installed};
+use nost_testkit::{BrokerOptions, OAuthBroker, rabbitmq_installed};
 
 use crate::{Running, cargo, target_dir, workspace_root};
 

@@ -10,12 +10,12 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use nost_testkit::broker::{BrokerOptions, OAuthBroker};
-use nost_testkit::real_keycloak::{KeycloakOptions, RealKeycloak, RealKeycloakInfo};
 use nost_testkit::realm::{
     self, NostRealm, OTP_USER, PUBLIC_CLIENT, SERVICE_CLIENT, SERVICE_REFRESH_CLIENT, USER,
     USER_CLIENT,
 };
+use nost_testkit::{BrokerOptions, OAuthBroker};
+use nost_testkit::{KeycloakOptions, RealKeycloak, RealKeycloakInfo};
 
 /// What a signal handler must stop.
 static NODE: Mutex<Option<OAuthBroker>> = Mutex::new(None);
@@ -79,7 +79,7 @@ impl Background {
         put(&BOOTING_GROUP, dir.clone());
         eprintln!(
             "xtask: starting Keycloak {} in the background",
-            nost_testkit::real_keycloak::KEYCLOAK_VERSION
+            nost_testkit::KEYCLOAK_VERSION
         );
         let started = Instant::now();
         let thread = std::thread::spawn(move || {

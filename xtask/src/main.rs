@@ -1,8 +1,9 @@
 //! `cargo xtask`: the project's automation.
 //!
 //! - `test`: everything: `cargo fmt --check`, clippy with warnings as
-//!   errors, then all workspace tests with a throwaway OAuth2 RabbitMQ node
-//!   beside the default one.
+//!   errors, `cargo doc` with warnings denied and `cargo package` of the
+//!   published crates, then all workspace tests with a throwaway OAuth2
+//!   RabbitMQ node beside the default one.
 //! - `integration`: only the workspace-level suites (`tests/`), with the node.
 //! - `node`: start a node, print its `NOST_TEST_OAUTH_*` variables, stop it
 //!   on Enter or Ctrl-C (for running single tests by hand).
@@ -31,8 +32,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use nost_testkit::broker::{BrokerOptions, OAuthBroker};
-use nost_testkit::cluster::Cluster;
+use nost_testkit::Cluster;
+use nost_testkit::{BrokerOptions, OAuthBroker};
 
 mod cluster;
 mod demo;
@@ -56,6 +57,10 @@ enum Cmd {
         /// Skip `cargo clippy --workspace --all-targets -- -D warnings`.
         #[arg(long)]
         no_clippy: bool,
+        /// Skip `cargo doc` (warnings denied) and `cargo package` of the
+        /// publishable crates.
+        #[arg(long)]
+        no_publish_check: bool,
         /// Extra arguments for `cargo test --workspace` (after `--`).
         #[arg(last = true)]
         test_args: Vec<String>,
@@ -185,6 +190,36 @@ impl Summary {
         eprintln!("xtask: {}", if all { "all ok" } else { "FAILED" });
         all
     }
+}
+
+/// The crates meant for crates.io (the others have `publish = false`).
+const PUBLISHED: [&str; 5] = [
+    "nost-config",
+    "nost-auth",
+    "nost-amqp",
+    "nost-app",
+    "nost-cli",
+];
+
+/// Ready to publish: the docs build with warnings denied (broken links, bad
+/// code blocks) and the published crates package (manifests complete, path
+/// dependencies carry versions). Both reuse clippy's dependency builds.
+fn publish_check(running: &Running, summary: &mut Summary) {
+    let t = Instant::now();
+    let env = [("RUSTDOCFLAGS".to_owned(), "-D warnings".to_owned())];
+    let ok = cargo(running, &["doc", "--no-deps", "--workspace"], &[], &env);
+    summary.record(
+        "cargo doc --no-deps --workspace (RUSTDOCFLAGS=-D warnings)",
+        ok,
+        t,
+    );
+    let t = Instant::now();
+    let mut args = vec!["package", "--no-verify", "--allow-dirty"];
+    for p in PUBLISHED {
+        args.extend(["-p", p]);
+    }
+    let ok = cargo(running, &args, &[], &[]);
+    summary.record("cargo package --no-verify (the published crates)", ok, t);
 }
 
 fn cargo(running: &Running, args: &[&str], extra: &[String], env: &[(String, String)]) -> bool {
@@ -402,6 +437,7 @@ fn main() -> ExitCode {
         Cmd::Test {
             no_fmt,
             no_clippy,
+            no_publish_check,
             test_args,
         } => {
             let kc = start_keycloak(&mut summary);
@@ -422,6 +458,9 @@ fn main() -> ExitCode {
                 ];
                 let ok = cargo(&running, &args, &[], &[]);
                 summary.record("cargo clippy --workspace --all-targets -D warnings", ok, t);
+            }
+            if !no_publish_check {
+                publish_check(&running, &mut summary);
             }
             tests_with_node(
                 &running,

@@ -17,9 +17,8 @@ use serde_json::{Value, json};
 
 fn python() -> std::path::PathBuf {
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
-    let py = nost_testkit::python::nost_tools_python(&target).unwrap_or_else(|e| panic!("{e}"));
-    nost_testkit::python::ensure_package(&py, "sgp4", "sgp4==2.27")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let py = nost_testkit::nost_tools_python(&target).unwrap_or_else(|e| panic!("{e}"));
+    nost_testkit::ensure_package(&py, "sgp4", "sgp4==2.27").unwrap_or_else(|e| panic!("{e}"));
     py
 }
 

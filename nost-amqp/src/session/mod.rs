@@ -486,9 +486,7 @@ impl Session {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::outbox::lock;
 
 fn err_of(inner: &Inner, e: &lapin::Error) -> AmqpError {
     AmqpError::from_lapin(

@@ -1,5 +1,4 @@
-//! The JSON bodies of the NOS-T protocol (section 4.2 of the reference),
-//! serialized byte for byte as `nost_tools` 3.6.0 writes them.
+//! The JSON bodies of the NOS-T protocol, serialized byte for byte as `nost_tools` 3.6.0 writes them.
 //!
 //! - Compact JSON, camelCase keys in the documented order.
 //! - Commands and requests write `null` for empty optional fields; status
@@ -12,6 +11,24 @@
 //! ignored, integers are accepted for floats, naive datetimes are taken as
 //! UTC, `timeScalingFactor` must be > 0, and the freeze/resume datetimes
 //! must be after 1970-01-01T00:00:00Z.
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use nost_app::messages::{InitCommand, NostMessage, StartCommand};
+//!
+//! let start = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
+//! let stop = Utc.with_ymd_and_hms(2026, 6, 1, 2, 0, 0).unwrap();
+//! let init = InitCommand::new(start, stop, vec!["fire".into()]);
+//! assert_eq!(
+//!     init.to_json(),
+//!     r#"{"taskingParameters":{"simStartTime":"2026-06-01T00:00:00Z","simStopTime":"2026-06-01T02:00:00Z","requiredApps":["fire"]}}"#
+//! );
+//! assert_eq!(InitCommand::from_json(init.to_json().as_bytes()).unwrap(), init);
+//! // A stop before the start is refused, naming what is wrong.
+//! let bad = br#"{"taskingParameters":{"simStartTime":"2026-06-01T02:00:00Z","simStopTime":"2026-06-01T00:00:00Z"}}"#;
+//! assert!(InitCommand::from_json(bad).is_err());
+//! assert!(StartCommand::from_json(b"{}").is_err());
+//! ```
 
 mod commands;
 mod requests;

@@ -1,6 +1,26 @@
-//! The NOS-T simulator (section 4.7 of the reference): modes, scenario time
+//! The NOS-T simulator (nost_tools' `Simulator`): modes, scenario time
 //! paced against the wallclock by a time-scale factor, entities and
 //! observers, driven by a tokio task.
+//!
+//! On a [`TokioClock`] under paused tokio time a run takes no real time:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use chrono::{TimeDelta, TimeZone, Utc};
+//! use nost_app::simulator::{Mode, Simulator, TokioClock};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let start = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
+//! let sim = Simulator::with_clock(Arc::new(TokioClock::starting_at(start)));
+//! // One scenario hour in ten-minute steps, 60 scenario seconds per wallclock second.
+//! sim.run(start, TimeDelta::hours(1), TimeDelta::minutes(10), None, 60.0)
+//!     .await
+//!     .unwrap();
+//! assert_eq!(sim.mode(), Mode::Terminated);
+//! assert_eq!(sim.time(), start + TimeDelta::hours(1));
+//! # }
+//! ```
 //!
 //! Mapping between the two time lines:
 //! `wallclock(t) = wallclock_epoch + (t − simulation_epoch) / factor`.

@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use base64::Engine;
 use nost_auth::{KeycloakSource, TokenSource};
 use nost_config::{AuthMode, ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -27,18 +26,9 @@ pub struct Args {
     pub print_access_token: bool,
 }
 
-/// The claims part of a JWT, without verifying it.
+/// The claims part of a JWT, without verifying it (`Null` when it is none).
 fn claims(token: &str) -> Value {
-    token
-        .split('.')
-        .nth(1)
-        .and_then(|p| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p.trim_end_matches('='))
-                .ok()
-        })
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null)
+    nost_auth::jwt_claims(token).unwrap_or(Value::Null)
 }
 
 fn rabbitmq_scopes(c: &Value) -> Vec<String> {
