@@ -289,6 +289,45 @@ async fn managed_exits_3_when_the_password_is_refused_after_the_session_ended() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn manager_exits_3_when_the_client_secret_is_rejected_during_init() {
+    let s = setup().await;
+    let client = unique("cli-mgr");
+    let secret = "cli-SECRET-manager-1";
+    s.kc.add_client(&client, Some(secret));
+    s.kc.set_access_lifetime(3);
+    let (cfg, env) = s.files(
+        s.node.amqp_port,
+        10,
+        &format!("CLIENT_ID={client}\nCLIENT_SECRET_KEY={secret}\n"),
+    );
+    // A manager that waits at init for an application that never comes.
+    let yaml = std::fs::read_to_string(&cfg).unwrap().replace(
+        "execution:\n",
+        "execution:\n  manager:\n    sim_start_time: \"2024-01-01T12:00:00Z\"\n    sim_stop_time: \"2024-01-01T12:01:00Z\"\n    time_step: \"0:00:01\"\n    time_scale_factor: 30.0\n    required_apps: [absent]\n    init_retry_delay_s: 1\n    set_offset: False\n",
+    );
+    std::fs::write(&cfg, yaml).unwrap();
+    let prefix = unique("exit3g");
+    let mut nost = spawn(&["manager", "--prefix", &prefix], &cfg, &env, "warn");
+    nost.wait_for("init for", Duration::from_secs(30));
+    let grants_before = s.kc.request_count("client_credentials");
+    s.kc.add_client(&client, Some("regenerated-in-keycloak"));
+    let code = nost.exit_code(Duration::from_secs(30));
+    let err = nost.stderr();
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("client_rejected"), "{err}");
+    assert!(
+        err.contains("CLIENT_SECRET_KEY"),
+        "says what to check: {err}"
+    );
+    assert!(!err.contains(secret), "no secret on stderr: {err}");
+    assert_eq!(
+        s.kc.request_count("client_credentials") - grants_before,
+        1,
+        "one refused renewal, then nothing more"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_second_sigint_during_a_shutdown_in_a_broker_outage_exits_at_once_with_130() {
     let s = setup().await;
     let client = unique("cli-sig");
