@@ -13,6 +13,7 @@
 //! payload survives a CSV reader; every other line is byte for byte what
 //! `nost_tools` writes.
 
+use crate::app::lock;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -142,10 +143,6 @@ impl std::fmt::Debug for LoggerApplication {
             .field("file", &self.file())
             .finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl LoggerApplication {

@@ -1,10 +1,11 @@
 //! Entities: things stepped by the simulator, each with its own scenario
 //! clock and observers (`nost_tools`' `Entity`).
 
+use crate::app::lock;
 use std::any::Any;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -154,10 +155,6 @@ pub trait Entity: Send + 'static {
     fn tock(&mut self) {
         self.base_mut().tock();
     }
-}
-
-fn lock<E>(m: &Mutex<E>) -> MutexGuard<'_, E> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A shared handle to an entity of type `E` held by a simulator. Cheap to

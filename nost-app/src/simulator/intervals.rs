@@ -2,17 +2,14 @@
 //! `publisher.py`): react every so much scenario or wallclock time, and to
 //! one named property.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use crate::app::lock;
+use std::sync::Mutex;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::clock::add_saturating;
 use super::observer::ScenarioSchedule;
 use super::{Change, EntityObserver, Mode, Observer, SimError, SimEvent, Simulator};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 fn positive(step: TimeDelta, what: &str) -> Result<TimeDelta, SimError> {
     if step > TimeDelta::zero() {

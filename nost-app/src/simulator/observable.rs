@@ -1,10 +1,11 @@
 //! Property-change notifications of entities (`nost_tools`' `Observable`
 //! and `Observer.on_change`).
 
+use crate::app::lock;
 use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
 
 /// A property value carried by a [`Change`]: any `Send + Sync` value,
 /// read back typed with [`Change::old`] / [`Change::new`].
@@ -104,10 +105,6 @@ impl fmt::Debug for Observable {
         let n = lock(&self.inner.observers).1.len();
         f.debug_struct("Observable").field("observers", &n).finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Observable {
