@@ -13,3 +13,16 @@ pub(crate) fn random_unit() -> f64 {
     );
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
+
+/// The longest wait between two reconnect attempts.
+pub(crate) const MAX_RECONNECT_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Exponential backoff with full jitter: attempt `n` (from 1) waits a
+/// random time in [0, min(cap, base · 2^(n-1))), so many applications
+/// that lost the same broker do not come back in lockstep.
+pub(crate) fn backoff(base: std::time::Duration, attempt: u32) -> std::time::Duration {
+    let ceiling = base
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(MAX_RECONNECT_DELAY);
+    ceiling.mul_f64(random_unit())
+}

@@ -20,13 +20,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::AmqpError;
-use crate::jitter::random_unit;
+use crate::jitter::backoff;
 use crate::outbox::lock;
-use crate::session::SessionEvent;
+use crate::session::{SessionEvent, is_channel_error};
 use crate::settings::{ConnectSettings, Login};
-
-/// The longest pause between reconnect attempts.
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(60);
 
 /// The connection currently up.
 #[derive(Clone)]
@@ -255,22 +252,6 @@ fn watch_connection(inner: &Arc<SharedInner>, conn: &lapin::Connection, generati
             }
         }
     });
-}
-
-/// A soft (channel-level) AMQP error: the connection survives it.
-fn is_channel_error(e: &lapin::Error) -> bool {
-    matches!(
-        e.kind(),
-        lapin::ErrorKind::ProtocolError(amqp)
-            if matches!(amqp.kind(), lapin::protocol::AMQPErrorKind::Soft(_))
-    )
-}
-
-fn backoff(base: Duration, attempt: u32) -> Duration {
-    let ceiling = base
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-        .min(MAX_RECONNECT_DELAY);
-    ceiling.mul_f64(random_unit())
 }
 
 /// The token source's failure for good, if it failed: then a lost

@@ -193,7 +193,7 @@ fn watch_connection(inner: &Arc<Inner>, conn: &lapin::Connection, generation: u6
 }
 
 /// A soft (channel-level) AMQP error: the connection survives it.
-pub(super) fn is_channel_error(e: &lapin::Error) -> bool {
+pub(crate) fn is_channel_error(e: &lapin::Error) -> bool {
     matches!(
         e.kind(),
         lapin::ErrorKind::ProtocolError(amqp)

@@ -8,6 +8,8 @@ mod shared_link;
 mod supervisor;
 mod topology;
 
+pub(crate) use connect::is_channel_error;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -10,10 +10,10 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::supervisor::backoff;
 use super::topology::Topology;
 use super::{Inner, Live, Session, SessionEvent, connect, lock, publisher};
 use crate::error::AmqpError;
+use crate::jitter::backoff;
 use crate::message::MessageProperties;
 use crate::outbox::Outbox;
 use crate::settings::ConnectSettings;

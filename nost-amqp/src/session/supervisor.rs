@@ -12,20 +12,7 @@ use crate::error::AmqpError;
 use crate::settings::Login;
 use crate::token::TokenFailure;
 
-/// The longest pause between reconnect attempts.
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(60);
-
-use crate::jitter::random_unit;
-
-/// Exponential backoff with full jitter: attempt `n` (from 1) waits a
-/// random time in [0, min(cap, base · 2^(n-1))), so many applications
-/// that lost the same broker do not come back in lockstep.
-pub(super) fn backoff(base: Duration, attempt: u32) -> Duration {
-    let ceiling = base
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-        .min(MAX_RECONNECT_DELAY);
-    ceiling.mul_f64(random_unit())
-}
+use crate::jitter::backoff;
 
 /// Resolves when the session's token source fails for good; never in
 /// basic mode.
@@ -203,6 +190,7 @@ pub(super) async fn supervise(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jitter::MAX_RECONNECT_DELAY;
 
     #[test]
     fn backoff_grows_exponentially_with_full_jitter_below_the_cap() {
