@@ -393,6 +393,6 @@ async fn many(args: AppArgs, count: usize, renewals: usize) -> Result<()> {
         rss_kib().unwrap_or(0)
     ));
     futures_util::future::join_all(apps.iter().map(|a| a.shut_down())).await;
-    shared.shutdown().await;
+    shared.shut_down().await;
     Ok(())
 }

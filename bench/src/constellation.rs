@@ -277,7 +277,7 @@ pub async fn child(args: AppArgs, count: usize, secs: u64, shared: bool) -> Resu
     ));
     futures_util::future::join_all(apps.iter().map(|a| a.shut_down())).await;
     if let Some(c) = conn {
-        c.shutdown().await;
+        c.shut_down().await;
     }
     Ok(())
 }

@@ -174,7 +174,7 @@ pub async fn run(
     renewals.abort();
     watcher.abort();
     app.shut_down().await;
-    tokens.shutdown().await;
+    tokens.shut_down().await;
     consumer.close().await;
 
     let mut first: HashMap<usize, Instant> = HashMap::with_capacity(published);

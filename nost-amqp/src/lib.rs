@@ -42,7 +42,7 @@
 //! session
 //!     .publish(Outgoing { exchange: "demo".into(), routing_key: "demo.app.hello".into(), body: b"{}".to_vec() })
 //!     .await?;
-//! session.shutdown(std::time::Duration::from_secs(5)).await;
+//! session.shut_down(std::time::Duration::from_secs(5)).await;
 //! # Ok(()) }
 //! ```
 

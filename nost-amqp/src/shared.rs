@@ -47,7 +47,7 @@ pub(crate) struct SharedInner {
 /// It logs in with its own [`ConnectSettings`] (the sessions' logins are
 /// not used to connect), reconnects with backoff after a loss, and sends
 /// each renewed token once with `update-secret`. Clones share the
-/// connection; [`shutdown`](Self::shutdown) closes it after the sessions
+/// connection; [`shut_down`](Self::shut_down) closes it after the sessions
 /// are shut down.
 #[derive(Clone)]
 pub struct SharedConnection {
@@ -156,7 +156,7 @@ impl SharedConnection {
 
     /// Close the connection; it is not reopened. Shut the sessions that
     /// use it down first (their channels are closed with it otherwise).
-    pub async fn shutdown(&self) {
+    pub async fn shut_down(&self) {
         if self.inner.cancel.is_cancelled() {
             return;
         }

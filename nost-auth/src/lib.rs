@@ -67,7 +67,7 @@
 //! while updates.changed().await.is_ok() {
 //!     let _new_token = updates.borrow().clone(); // hand it to the connection
 //! }
-//! tokens.shutdown().await;
+//! tokens.shut_down().await;
 //! # Ok(()) }
 //! ```
 

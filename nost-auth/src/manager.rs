@@ -78,7 +78,7 @@ pub enum Login {
 /// Owns a Keycloak session and keeps it fresh in a background task.
 ///
 /// Cheap to clone: every clone shares the same tokens and the same single
-/// renewal at a time. The task stops on [`shutdown`](Self::shutdown), on a
+/// renewal at a time. The task stops on [`shut_down`](Self::shut_down), on a
 /// failure retrying cannot fix, or when the last clone is dropped.
 #[derive(Clone)]
 pub struct TokenManager {
@@ -273,7 +273,7 @@ impl TokenManager {
     /// Wait until renewal can no longer succeed (the refresher stopped on
     /// its own: session expired, credentials or client rejected) and return
     /// why. Never returns while renewals succeed or are being retried, nor
-    /// after [`shutdown`](Self::shutdown). Cancel-safe.
+    /// after [`shut_down`](Self::shut_down). Cancel-safe.
     pub async fn fatal(&self) -> (FatalKind, AuthError) {
         let mut events = self.subscribe_events();
         loop {
@@ -303,7 +303,7 @@ impl TokenManager {
 
     /// Stop renewing and wait for the task to end. Idempotent; later
     /// [`renew_now`](Self::renew_now) calls answer [`AuthError::ShutDown`].
-    pub async fn shutdown(&self) {
+    pub async fn shut_down(&self) {
         self.inner.cancel.cancel();
         let task = crate::refresher::lock(&self.inner.task).take();
         if let Some(task) = task
@@ -390,7 +390,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(m.current_access_token().expose_secret(), "at");
-        m.shutdown().await;
+        m.shut_down().await;
     }
 
     #[tokio::test]

@@ -49,7 +49,7 @@ async fn client_credentials_fields() {
             "username=&password=&client_id=svc&grant_type=client_credentials&code=&redirect_uri=&scope=openid&client_secret=s3cr3t"
         ]
     );
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test]
@@ -64,7 +64,7 @@ async fn password_fields_without_otp() {
             "username=alice&password=pa+ss%26word&client_id=app&grant_type=password&code=&redirect_uri=&scope=openid&client_secret=s3cr3t"
         ]
     );
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test]
@@ -85,7 +85,7 @@ async fn password_fields_with_otp_then_refresh_fields() {
             "client_id=app&grant_type=refresh_token&refresh_token=rt-1&client_secret=s3cr3t",
         ]
     );
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test]
@@ -110,7 +110,7 @@ async fn pre_acquired_public_client_refresh_fields() {
             "client_id=nost_monitor_nodejs&grant_type=refresh_token&refresh_token=rt-2",
         ]
     );
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test]
@@ -132,7 +132,7 @@ async fn pre_acquired_confidential_client_sends_secret() {
             "client_id=web&grant_type=refresh_token&refresh_token=rt-forwarded&client_secret=s3cr3t"
         ]
     );
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test]
@@ -146,7 +146,7 @@ async fn service_account_with_refresh_token_refreshes() {
         bodies(&server).await[1],
         "client_id=svc&grant_type=refresh_token&refresh_token=rt-1&client_secret=s3cr3t"
     );
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test]

@@ -63,7 +63,7 @@ async fn tokens_expired_on_arrival_are_renewed_at_the_floor_not_every_half_secon
     );
     let warnings = logs.text().matches("clock skew").count();
     assert_eq!(warnings, 1, "warned once: {}", logs.text());
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -80,7 +80,7 @@ async fn a_short_but_valid_lifetime_keeps_its_schedule() {
     sleep(Duration::from_millis(10_100)).await;
     // 80% of 4 s: renewals at 3.2, 6.4, 9.6 s.
     assert_eq!(src.calls().len(), 4, "{:?}", src.times());
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test]
@@ -114,7 +114,7 @@ async fn an_answer_above_one_mebibyte_is_refused_with_a_clear_error() {
     let m = TokenManager::start(&service(), &keycloak(&server, 240), no_jitter())
         .await
         .unwrap();
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 fn kc(host: &str, tls: Option<bool>) -> KeycloakConfig {

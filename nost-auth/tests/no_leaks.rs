@@ -103,7 +103,7 @@ async fn user_account_session_logs_no_secret() {
     assert_clean("TokenManager Debug", &format!("{m:?}"));
     assert_clean("AccessToken Debug", &format!("{:?}", m.access_token()));
     assert_clean("token watch Debug", &format!("{:?}", m.subscribe_tokens()));
-    m.shutdown().await;
+    m.shut_down().await;
     let text = logs.text();
     assert!(
         text.contains("INFO") && text.contains("access token renewed"),
@@ -173,7 +173,7 @@ async fn failures_log_no_secret() {
     let retry = events.recv().await.unwrap();
     assert!(matches!(retry, AuthEvent::Retrying { attempt: 1, .. }));
     assert_clean("retry event", &format!("{retry:?}"));
-    m.shutdown().await;
+    m.shut_down().await;
 
     // Pre-acquired tokens whose session was revoked.
     let server = MockServer::start().await;
@@ -199,7 +199,7 @@ async fn failures_log_no_secret() {
     let ev = events.recv().await.unwrap();
     assert!(matches!(ev, AuthEvent::SessionExpired { .. }));
     assert_clean("session expired", &format!("{e} {e:?} {ev:?}"));
-    m.shutdown().await;
+    m.shut_down().await;
 
     let text = logs.text();
     assert!(text.contains("WARN"), "{text}");

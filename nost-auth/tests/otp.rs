@@ -69,7 +69,7 @@ async fn no_otp_needed_never_prompts() {
         .unwrap();
     assert_eq!(prompt.0.load(Ordering::SeqCst), 0);
     assert_eq!(bodies(&server).await.len(), 1);
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test]
@@ -96,7 +96,7 @@ async fn otp_indicated_is_prompted_and_sent_as_totp() {
         "{}",
         b[1]
     );
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test]
@@ -130,7 +130,7 @@ async fn otp_up_front_is_sent_first_without_prompt() {
     .unwrap();
     assert_eq!(prompt.0.load(Ordering::SeqCst), 0);
     assert_eq!(bodies(&server).await.len(), 1);
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test]
@@ -217,7 +217,7 @@ async fn user_who_needed_an_otp_is_never_prompted_again() {
         m.renew_now().await,
         Err(AuthError::SessionExpired { .. })
     ));
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test]
@@ -239,5 +239,5 @@ async fn user_without_otp_repeats_the_password_grant() {
     assert_eq!(b.len(), 3);
     assert!(b[1].contains("grant_type=refresh_token"));
     assert!(b[2].contains("grant_type=password") && !b[2].contains("totp"));
-    m.shutdown().await;
+    m.shut_down().await;
 }

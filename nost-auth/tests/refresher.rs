@@ -49,7 +49,7 @@ async fn interval_wins_when_shorter_than_80_percent() {
     assert_eq!(src.calls().len(), 2);
     sleep(S(240 * 3)).await;
     assert_eq!(src.times(), vec![0.0, 240.0, 480.0, 720.0, 960.0]);
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -59,7 +59,7 @@ async fn eighty_percent_of_life_wins_over_a_long_interval() {
     sleep(S(250)).await;
     assert_eq!(src.times(), vec![0.0, 80.0, 160.0, 240.0]);
     assert_eq!(m.current_access_token().expose_secret(), "at-3");
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -103,7 +103,7 @@ async fn retries_503_with_backoff_then_recovers() {
     // Back on schedule after the success.
     sleep(S(240)).await;
     assert_eq!(src.times().last().copied(), Some(487.0));
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -133,7 +133,7 @@ async fn retries_tighten_and_never_wait_past_expiry() {
     let gaps: Vec<f64> = t.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(gaps.iter().all(|g| *g <= 60.0 + 1e-6), "{gaps:?}");
     assert!(m.stopped_by().is_none());
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -150,7 +150,7 @@ async fn service_account_without_refresh_token_repeats_its_grant() {
             ..
         }
     ));
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -174,7 +174,7 @@ async fn service_account_with_revoked_refresh_token_falls_back_to_grant() {
     sleep(S(240)).await;
     assert_eq!(src.calls().last(), Some(&Call::Obtain(None)));
     assert_eq!(src.count(|c| matches!(c, Call::Renew(_))), 1);
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -197,7 +197,7 @@ async fn rotation_keeps_the_newest_refresh_token() {
             Call::Renew("rt-3".into()),
         ]
     );
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -216,7 +216,7 @@ async fn refresh_without_new_refresh_token_keeps_the_old_one() {
             Call::Renew("rt-0".into())
         ]
     );
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 fn pre_acquired(life: i64) -> Login {
@@ -251,7 +251,7 @@ async fn pre_acquired_revoked_session_is_a_typed_event() {
         m.renew_now().await,
         Err(AuthError::SessionExpired { .. })
     ));
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -263,7 +263,7 @@ async fn pre_acquired_first_renewal_follows_the_token_life() {
     assert!(src.calls().is_empty());
     sleep(S(3)).await;
     assert_eq!(src.calls(), vec![Call::Renew("rt-fwd".into())]);
-    m.shutdown().await;
+    m.shut_down().await;
 
     // Already expired: renewed at once.
     let src = FakeSource::new(|_, n| Ok(set(n, S(300), true)));
@@ -271,7 +271,7 @@ async fn pre_acquired_first_renewal_follows_the_token_life() {
     sleep(Duration::from_millis(10)).await;
     assert_eq!(src.calls().len(), 1);
     assert_eq!(m.current_access_token().expose_secret(), "at-0");
-    m.shutdown().await;
+    m.shut_down().await;
 
     // Not a JWT (age unknown): renewed at once.
     let src = FakeSource::new(|_, n| Ok(set(n, S(300), true)));
@@ -282,7 +282,7 @@ async fn pre_acquired_first_renewal_follows_the_token_life() {
     let m = start(&src, login, 240).await;
     sleep(Duration::from_millis(10)).await;
     assert_eq!(src.calls().len(), 1);
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -303,7 +303,7 @@ async fn user_account_fallback_depends_on_otp_at_start() {
             Call::Obtain(None)
         ]
     );
-    m.shutdown().await;
+    m.shut_down().await;
 
     // OTP given at start: the session expires instead.
     let src = FakeSource::new(respond);
@@ -327,7 +327,7 @@ async fn user_account_fallback_depends_on_otp_at_start() {
         events.recv().await.unwrap(),
         AuthEvent::SessionExpired { .. }
     ));
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -345,7 +345,7 @@ async fn fallback_grant_that_now_needs_an_otp_reports_session_expired() {
         events.recv().await.unwrap(),
         AuthEvent::SessionExpired { .. }
     ));
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -365,7 +365,7 @@ async fn permanent_failure_stops_with_failed_event() {
         }
     );
     assert_eq!(m.renew_now().await.unwrap_err(), AuthError::AccountDisabled);
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -398,7 +398,7 @@ async fn single_flight_for_fifty_subscribers() {
         assert!(w.has_changed().unwrap());
         assert_eq!(w.borrow_and_update().expose_secret(), "at-4");
     }
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -409,7 +409,7 @@ async fn renew_now_during_a_scheduled_renewal_shares_it() {
     let t = m.renew_now().await.unwrap();
     assert_eq!(t.secret().expose_secret(), "at-1");
     assert_eq!(src.calls().len(), 2);
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -417,8 +417,8 @@ async fn shutdown_joins_and_stops_renewing() {
     let src = FakeSource::new(|_, n| Ok(set(n, S(300), true)));
     let m = start(&src, Login::ServiceAccount, 240).await;
     let other = m.clone();
-    m.shutdown().await;
-    m.shutdown().await; // idempotent
+    m.shut_down().await;
+    m.shut_down().await; // idempotent
     sleep(S(1000)).await;
     assert_eq!(src.calls().len(), 1);
     assert_eq!(other.renew_now().await.unwrap_err(), AuthError::ShutDown);
@@ -444,7 +444,7 @@ async fn fresh_access_token_renews_only_near_expiry() {
     let t = m.fresh_access_token(S(400)).await.unwrap();
     assert_eq!(t.expose_secret(), "at-1");
     assert_eq!(src.calls().len(), 2);
-    m.shutdown().await;
+    m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -86,7 +86,7 @@ async fn an_application_publishes_and_consumes_on_the_local_broker() {
     assert_eq!(d.routing_key, format!("{name}.app.seq"));
     d.ack().await.unwrap();
     session.delete_queue(&format!("{name}.q")).await.unwrap();
-    session.shutdown(Duration::from_secs(5)).await;
+    session.shut_down(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
@@ -164,7 +164,7 @@ async fn ten_thousand_messages_survive_ten_forced_closes_in_order() {
     // the first arrival of each is in publishing order.
     assert_eq!(first_order, (0..N).collect::<Vec<_>>());
     session.delete_queue(&queue).await.unwrap();
-    session.shutdown(Duration::from_secs(5)).await;
+    session.shut_down(Duration::from_secs(5)).await;
     let reconnects = reconnects.await.unwrap();
     assert!(reconnects >= 10, "{reconnects} reconnects");
 }
@@ -238,9 +238,9 @@ async fn a_full_buffer_refuses_the_next_message_and_keeps_the_rest_in_order() {
             .is_err(),
         "nothing beyond the limit arrives"
     );
-    session.shutdown(Duration::from_secs(5)).await;
+    session.shut_down(Duration::from_secs(5)).await;
     direct.delete_queue(&queue).await.unwrap();
-    direct.shutdown(Duration::from_secs(5)).await;
+    direct.shut_down(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
@@ -254,7 +254,7 @@ async fn shutdown_closes_cleanly_and_never_reconnects() {
     assert!(consumers().lines().any(|l| l.trim() == queue));
     let mut events = session.events();
 
-    session.shutdown(Duration::from_secs(5)).await;
+    session.shut_down(Duration::from_secs(5)).await;
 
     assert!(!session.is_connected());
     assert!(sub.recv().await.is_none(), "the subscription ends");

@@ -170,7 +170,7 @@ async fn a_blocked_broker_makes_publishing_wait_and_loses_nothing() {
         }
     }
     assert_eq!(lost, 0, "no connection loss without a limit");
-    session.shutdown(Duration::from_secs(5)).await;
+    session.shut_down(Duration::from_secs(5)).await;
 
     // Part 2: `blocked_connection_timeout: 2`. The block outlasts it: the
     // connection ends naming the setting; after the alarm clears the
@@ -204,8 +204,8 @@ async fn a_blocked_broker_makes_publishing_wait_and_loses_nothing() {
     session.flush(Duration::from_secs(60)).await.unwrap();
     let seen = collect(&mut sub2, 50).await;
     assert_eq!(seen, (0..50).collect::<HashSet<_>>(), "all 50 arrived");
-    session.shutdown(Duration::from_secs(5)).await;
-    cons.shutdown(Duration::from_secs(5)).await;
-    cons2.shutdown(Duration::from_secs(5)).await;
+    session.shut_down(Duration::from_secs(5)).await;
+    cons.shut_down(Duration::from_secs(5)).await;
+    cons2.shut_down(Duration::from_secs(5)).await;
     node.stop();
 }

@@ -46,5 +46,5 @@ async fn tokens_expired_on_arrival_keep_keycloak_requests_bounded() {
         "{:?}",
         kc.requests().len()
     );
-    m.shutdown().await;
+    m.shut_down().await;
 }

@@ -186,8 +186,8 @@ async fn a_forbidden_topic_fails_only_its_own_message_of_a_thousand() {
         (0, 0, 1, 1),
         "no connection loss, one refusal, one channel reopen: {c:?}"
     );
-    session.shutdown(Duration::from_secs(5)).await;
-    consumer.shutdown(Duration::from_secs(5)).await;
+    session.shut_down(Duration::from_secs(5)).await;
+    consumer.shut_down(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
@@ -223,7 +223,7 @@ async fn flush_reports_the_refused_message_of_buffered_sends() {
     assert!(err.to_string().contains("1 message(s) refused"), "{err}");
     // Reported once: the next flush is clean.
     session.flush(Duration::from_secs(5)).await.unwrap();
-    session.shutdown(Duration::from_secs(5)).await;
+    session.shut_down(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
@@ -304,7 +304,7 @@ async fn a_nack_is_retried_then_refused_without_a_reconnect() {
         .to_owned();
     assert_eq!(line.split_whitespace().nth(1), Some("5"), "{line}");
     session.delete_queue(&queue).await.unwrap();
-    session.shutdown(Duration::from_secs(5)).await;
+    session.shut_down(Duration::from_secs(5)).await;
 }
 
 fn local(tune: impl FnOnce(&mut RabbitMqConfig)) -> (Config, StartOptions) {
@@ -501,7 +501,7 @@ async fn a_shutdown_racing_a_reconnect_leaves_no_connection() {
         proxy.restore();
         // Shut down while the reconnect is (likely) under way.
         tokio::time::sleep(Duration::from_millis(100 * round)).await;
-        session.shutdown(Duration::from_secs(1)).await;
+        session.shut_down(Duration::from_secs(1)).await;
         assert!(
             no_connection_named(&conn_name).await,
             "round {round}: a connection stayed open"
@@ -540,7 +540,7 @@ async fn a_failed_start_up_closes_its_connection() {
         "the failed application's connection is closed"
     );
     rabbitmqctl(&["delete_exchange", &prefix]);
-    peer.shutdown(Duration::from_secs(5)).await;
+    peer.shut_down(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
@@ -613,7 +613,7 @@ async fn connection_attempts_and_retry_delay_apply_to_the_first_connect() {
         .unwrap()
         .expect("a later attempt connects");
     assert!(session.is_connected());
-    session.shutdown(Duration::from_secs(5)).await;
+    session.shut_down(Duration::from_secs(5)).await;
     // With one attempt, the same outage is an error at once.
     proxy.cut().await;
     s.rabbitmq.connection_attempts = 1;
@@ -661,7 +661,7 @@ async fn a_refusal_that_names_no_message_is_found_by_resending_one_at_a_time() {
     }
     let c = count(&mut events);
     assert_eq!((c.connected, c.disconnected, c.refused), (0, 0, 3), "{c:?}");
-    session.shutdown(Duration::from_secs(5)).await;
+    session.shut_down(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]

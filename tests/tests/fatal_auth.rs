@@ -55,7 +55,7 @@ async fn a_rotated_client_secret_is_client_rejected() {
     assert!(kind.advice().contains("CLIENT_SECRET_KEY"));
     assert!(!error.to_string().contains("svc-secret"));
     assert_eq!(tm.stopped_by().and_then(|e| e.fatal_kind()), Some(kind));
-    tm.shutdown().await;
+    tm.shut_down().await;
 }
 
 #[tokio::test]
@@ -75,7 +75,7 @@ async fn an_ended_session_of_pre_acquired_tokens_is_session_expired() {
     let (kind, error) = fatal_within(&tm).await;
     assert_eq!(kind, FatalKind::SessionExpired, "{error}");
     assert!(kind.advice().contains("log in again"));
-    tm.shutdown().await;
+    tm.shut_down().await;
 }
 
 #[tokio::test]
@@ -95,7 +95,7 @@ async fn a_changed_password_after_the_session_ended_is_credentials_rejected() {
     let (kind, error) = fatal_within(&tm).await;
     assert_eq!(kind, FatalKind::CredentialsRejected, "{error}");
     assert!(kind.advice().contains("PASSWORD"));
-    tm.shutdown().await;
+    tm.shut_down().await;
 }
 
 #[tokio::test]
@@ -129,7 +129,7 @@ async fn an_outage_is_retried_and_recovers_without_a_fatal_outcome() {
     .await;
     assert!(recovered.is_ok(), "recovered after {retries} retries");
     assert_eq!(tm.stopped_by(), None);
-    tm.shutdown().await;
+    tm.shut_down().await;
 }
 
 // ---------------------------------------------------------------------------
@@ -422,6 +422,6 @@ mod on_the_oauth_node {
         tokio::time::timeout(secs, app.shut_down())
             .await
             .expect("shut down without a connection");
-        conn.shutdown().await;
+        conn.shut_down().await;
     }
 }

@@ -512,7 +512,7 @@ async fn many_applications_share_one_service_account_session_and_one_request_per
     for app in apps {
         app.shut_down().await;
     }
-    shared.shutdown().await;
+    shared.shut_down().await;
 }
 
 #[tokio::test]
@@ -704,7 +704,7 @@ async fn a_token_renewed_during_the_handshake_is_pushed_right_after_the_connecti
     got.ack().await.unwrap();
     let mut events = session.events();
     session.delete_queue(&queue).await.unwrap();
-    session.shutdown(Duration::from_secs(5)).await;
+    session.shut_down(Duration::from_secs(5)).await;
     while let Ok(e) = events.try_recv() {
         assert!(
             !matches!(e, SessionEvent::Disconnected { .. }),

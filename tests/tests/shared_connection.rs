@@ -226,14 +226,14 @@ async fn a_refused_publish_and_a_deleted_queue_disturb_no_other_session_of_the_c
     );
     assert_eq!(connections_named(&shared_name), 1);
     for session in &sessions {
-        session.shutdown(Duration::from_secs(5)).await;
+        session.shut_down(Duration::from_secs(5)).await;
     }
     assert!(
         shared.is_connected(),
         "sessions leave the shared connection open"
     );
-    shared.shutdown().await;
-    consumer.shutdown(Duration::from_secs(5)).await;
+    shared.shut_down().await;
+    consumer.shut_down(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
@@ -344,10 +344,10 @@ async fn a_closed_shared_connection_restores_every_session_and_loses_nothing() {
     assert_eq!((connected, disconnected), (1, 1), "reconnected once");
     assert_eq!(connections_named(&name), 2, "still one shared connection");
     for (session, _) in &sessions {
-        session.shutdown(Duration::from_secs(5)).await;
+        session.shut_down(Duration::from_secs(5)).await;
     }
-    shared.shutdown().await;
-    consumer.shutdown(Duration::from_secs(5)).await;
+    shared.shut_down().await;
+    consumer.shut_down(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
@@ -410,8 +410,8 @@ async fn twenty_applications_on_a_shared_connection_are_one_broker_connection() 
         app.shut_down().await;
     }
     assert!(conn.is_connected());
-    conn.shutdown().await;
-    consumer.shutdown(Duration::from_secs(5)).await;
+    conn.shut_down().await;
+    consumer.shut_down(Duration::from_secs(5)).await;
 }
 
 /// On the OAuth2 node (`cargo xtask integration`): tokens of 4 s renewed
@@ -533,5 +533,5 @@ async fn renewed_tokens_reach_the_shared_connection_once_and_every_application_k
     for app in &apps {
         app.shut_down().await;
     }
-    conn.shutdown().await;
+    conn.shut_down().await;
 }

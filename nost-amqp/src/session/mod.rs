@@ -448,7 +448,7 @@ impl Session {
 
     /// Close consumers, channel and connection cleanly (after up to
     /// `flush_timeout` for queued messages). Never reconnects afterwards.
-    pub async fn shutdown(&self, flush_timeout: Duration) {
+    pub async fn shut_down(&self, flush_timeout: Duration) {
         if self.inner.cancel.is_cancelled() {
             return;
         }

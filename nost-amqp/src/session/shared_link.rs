@@ -30,7 +30,7 @@ impl Session {
     /// refused publish or a deleted queue reopens this session's channels
     /// only; after a loss of the connection every session re-declares its
     /// topology and re-publishes its unconfirmed messages on the next one.
-    /// [`shutdown`](Self::shutdown) closes the channels, not the connection.
+    /// [`shut_down`](Self::shut_down) closes the channels, not the connection.
     pub async fn connect_shared(
         settings: ConnectSettings,
         shared: &SharedConnection,

@@ -206,25 +206,25 @@ impl Application {
             Ok(s) => s,
             Err(e) => {
                 if let Some(t) = token_manager.as_ref().filter(|_| owns_tokens) {
-                    t.shutdown().await;
+                    t.shut_down().await;
                 }
                 return Err(e.into());
             }
         };
         if let Err(e) = session.declare_exchange(ExchangeSpec::nost(prefix)).await {
             // Close what was opened: the connection and the token renewal.
-            session.shutdown(Duration::ZERO).await;
+            session.shut_down(Duration::ZERO).await;
             if let Some(t) = token_manager.as_ref().filter(|_| owns_tokens) {
-                t.shutdown().await;
+                t.shut_down().await;
             }
             return Err(e.into());
         }
         let channel_queues = match channels::declare(&session, config, name, prefix).await {
             Ok(q) => q,
             Err(e) => {
-                session.shutdown(Duration::ZERO).await;
+                session.shut_down(Duration::ZERO).await;
                 if let Some(t) = token_manager.as_ref().filter(|_| owns_tokens) {
-                    t.shutdown().await;
+                    t.shut_down().await;
                 }
                 return Err(e);
             }
@@ -600,9 +600,9 @@ impl Application {
                         Err(_) => tracing::warn!(target: "nost_app", queue = %q, "no answer deleting the queue at shutdown"),
                     }
                 }
-                inner.session.shutdown(left()).await;
+                inner.session.shut_down(left()).await;
                 if let Some(t) = inner.tokens.as_ref().filter(|_| inner.owns_tokens) {
-                    t.shutdown().await;
+                    t.shut_down().await;
                 }
                 tracing::info!(target: "nost_app", app = %inner.name, "application shut down");
                 drop(lock(&inner.file_log).take());

@@ -17,7 +17,7 @@ use super::{auth_link, detect_mode};
 /// renewal cycle. With it they make one, and every connection receives each
 /// new token by `connection.update-secret`.
 ///
-/// Applications started with it never stop it; [`shutdown`](Self::shutdown)
+/// Applications started with it never stop it; [`shut_down`](Self::shut_down)
 /// it (or drop every clone) when the last application is done.
 ///
 /// ```no_run
@@ -28,7 +28,7 @@ use super::{auth_link, detect_mode};
 /// let a = Application::start_up("sat-1", "fire", &config, options.clone()).await?;
 /// let b = Application::start_up("sat-2", "fire", &config, options).await?;
 /// # a.shut_down().await; b.shut_down().await;
-/// tokens.shutdown().await;
+/// tokens.shut_down().await;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
@@ -64,8 +64,8 @@ impl SharedTokens {
 
     /// Stop renewing. Applications still connected keep their current
     /// token until it expires.
-    pub async fn shutdown(&self) {
-        self.manager.shutdown().await;
+    pub async fn shut_down(&self) {
+        self.manager.shut_down().await;
     }
 
     /// The broker login of an application that uses this session.

@@ -25,7 +25,7 @@ use super::{auth_link, detect_mode};
 /// [`StartOptions::shared_tokens`] when set there: composable), and sends
 /// every renewed token once with `connection.update-secret`. Applications
 /// started with it use its login and token manager and never close it;
-/// [`shutdown`](Self::shutdown) it after the last application.
+/// [`shut_down`](Self::shut_down) it after the last application.
 ///
 /// ```no_run
 /// # async fn run(config: nost_config::Config) -> Result<(), nost_app::AppError> {
@@ -35,7 +35,7 @@ use super::{auth_link, detect_mode};
 /// let a = Application::start_up("sat-1", "fire", &config, options.clone()).await?;
 /// let b = Application::start_up("sat-2", "fire", &config, options).await?;
 /// # a.shut_down().await; b.shut_down().await;
-/// conn.shutdown().await;
+/// conn.shut_down().await;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
@@ -79,7 +79,7 @@ impl SharedConnection {
             }),
             Err(e) => {
                 if let Some(t) = tokens.as_ref().filter(|_| owns_tokens) {
-                    t.shutdown().await;
+                    t.shut_down().await;
                 }
                 Err(e.into())
             }
@@ -109,10 +109,10 @@ impl SharedConnection {
     /// Close the connection and stop the token renewal it started (not
     /// that of [`StartOptions::shared_tokens`]). Shut the applications
     /// down first.
-    pub async fn shutdown(&self) {
-        self.conn.shutdown().await;
+    pub async fn shut_down(&self) {
+        self.conn.shut_down().await;
         if let Some(t) = self.tokens.as_ref().filter(|_| self.owns_tokens) {
-            t.shutdown().await;
+            t.shut_down().await;
         }
     }
 
