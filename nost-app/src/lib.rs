@@ -38,7 +38,7 @@ pub mod simulator;
 pub mod time_fmt;
 pub mod topics;
 
-pub use app::error::{AppError, HandlerError};
+pub use app::error::{AppError, ErrorKind, HandlerError};
 pub use app::options::StartOptions;
 pub use app::shared::SharedTokens;
 pub use app::shared_connection::SharedConnection;

@@ -73,11 +73,10 @@ struct CsvLog {
 impl CsvLog {
     /// A new file named by `now` (a later microsecond when taken).
     fn open(dir: &Path, now: DateTime<Utc>) -> Result<CsvLog, AppError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            AppError::Message(format!(
-                "cannot create execution.logger_application.log_dir {}: {e}",
-                dir.display()
-            ))
+        std::fs::create_dir_all(dir).map_err(|source| AppError::File {
+            action: "create execution.logger_application.log_dir",
+            path: dir.to_path_buf(),
+            source,
         })?;
         let mut t = now;
         loop {
@@ -86,8 +85,10 @@ impl CsvLog {
                 Ok(mut file) => {
                     file.write_all(format!("{HEADER}\n").as_bytes())
                         .and_then(|()| file.flush())
-                        .map_err(|e| {
-                            AppError::Message(format!("cannot write {}: {e}", path.display()))
+                        .map_err(|source| AppError::File {
+                            action: "write",
+                            path: path.clone(),
+                            source,
                         })?;
                     tracing::info!(target: "nost_app", file = %path.display(), "logger opened its file");
                     return Ok(CsvLog {
@@ -101,11 +102,12 @@ impl CsvLog {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     t += TimeDelta::microseconds(1);
                 }
-                Err(e) => {
-                    return Err(AppError::Message(format!(
-                        "cannot create log file {}: {e}",
-                        path.display()
-                    )));
+                Err(source) => {
+                    return Err(AppError::File {
+                        action: "create log file",
+                        path,
+                        source,
+                    });
                 }
             }
         }

@@ -73,9 +73,7 @@ pub fn level(name: &str) -> Result<LevelFilter, AppError> {
         "WARNING" | "WARN" => Ok(LevelFilter::WARN),
         "ERROR" | "CRITICAL" => Ok(LevelFilter::ERROR),
         "NOTSET" | "TRACE" => Ok(LevelFilter::TRACE),
-        other => Err(AppError::Message(format!(
-            "log_level {other:?} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
-        ))),
+        other => Err(AppError::LogLevel(other.to_owned())),
     }
 }
 
@@ -101,8 +99,10 @@ where
 {
     let path = file_path(app_name, logging);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            AppError::Message(format!("cannot create log_dir {}: {e}", dir.display()))
+        std::fs::create_dir_all(dir).map_err(|source| AppError::File {
+            action: "create log_dir",
+            path: dir.to_path_buf(),
+            source,
         })?;
     }
     let appender = BasicRollingFileAppender::new(
@@ -110,7 +110,11 @@ where
         RollingConditionBasic::new().max_size(logging.max_bytes.max(1)),
         logging.backup_count as usize,
     )
-    .map_err(|e| AppError::Message(format!("cannot open log file {}: {e}", path.display())))?;
+    .map_err(|source| AppError::File {
+        action: "open log file",
+        path: path.clone(),
+        source,
+    })?;
     let (writer, guard) = tracing_appender::non_blocking(FlushEach(appender));
     let layer = tracing_subscriber::fmt::layer()
         .with_ansi(false)
@@ -268,8 +272,10 @@ pub fn register(app_name: &str, logging: &LoggingConfig) -> Result<FileLogRegist
     }
     let path = file_path(app_name, logging);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            AppError::Message(format!("cannot create log_dir {}: {e}", dir.display()))
+        std::fs::create_dir_all(dir).map_err(|source| AppError::File {
+            action: "create log_dir",
+            path: dir.to_path_buf(),
+            source,
         })?;
     }
     let appender = BasicRollingFileAppender::new(
@@ -277,7 +283,11 @@ pub fn register(app_name: &str, logging: &LoggingConfig) -> Result<FileLogRegist
         RollingConditionBasic::new().max_size(logging.max_bytes.max(1)),
         logging.backup_count as usize,
     )
-    .map_err(|e| AppError::Message(format!("cannot open log file {}: {e}", path.display())))?;
+    .map_err(|source| AppError::File {
+        action: "open log file",
+        path: path.clone(),
+        source,
+    })?;
     let sink = Arc::new(Sink {
         key,
         path,

@@ -103,13 +103,13 @@ impl ManagedApplication {
         };
         let time_step = section.time_step.as_delta();
         if time_step <= TimeDelta::zero() {
-            return Err(AppError::Missing(format!(
-                "execution.managed_applications.{name}.time_step must be positive"
-            )));
+            return Err(AppError::InvalidSetting {
+                setting: format!("execution.managed_applications.{name}.time_step"),
+                problem: "must be positive".into(),
+            });
         }
         let manager = section.manager_app_name.clone();
-        topics::validate_name("manager name", &manager)
-            .map_err(|e| AppError::InvalidName(e.to_string()))?;
+        topics::validate_name("manager name", &manager)?;
         let app = Application::start_up_with(name, prefix, config, options, role).await?;
         let managed = ManagedApplication {
             app,

@@ -46,7 +46,11 @@ impl TestPlan {
     /// The plan of `execution.manager`; the scenario times are required.
     pub fn from_config(m: &ManagerConfig) -> Result<TestPlan, AppError> {
         let need = |v: Option<DateTime<Utc>>, f: &str| {
-            v.ok_or_else(|| AppError::Missing(format!("execution.manager.{f} is required to run a test plan (an RFC 3339 time such as \"2024-01-01T12:00:00Z\")")))
+            v.ok_or_else(|| AppError::MissingSetting {
+                setting: format!("execution.manager.{f}"),
+                needed_for:
+                    "to run a test plan (an RFC 3339 time such as \"2024-01-01T12:00:00Z\")".into(),
+            })
         };
         Ok(TestPlan {
             sim_start_time: need(m.sim_start_time, "sim_start_time")?,
@@ -228,15 +232,17 @@ impl Manager {
     fn check_plan(plan: &TestPlan) -> Result<(TimeDelta, TimeDelta), AppError> {
         let duration = plan.sim_stop_time - plan.sim_start_time;
         if duration < TimeDelta::zero() {
-            return Err(AppError::Missing(
-                "execution.manager.sim_stop_time must not be before sim_start_time".into(),
-            ));
+            return Err(AppError::InvalidSetting {
+                setting: "execution.manager.sim_stop_time".into(),
+                problem: "must not be before sim_start_time".into(),
+            });
         }
         let lead = plan.command_lead.as_delta();
         if lead < TimeDelta::zero() {
-            return Err(AppError::Missing(
-                "execution.manager.command_lead must not be negative".into(),
-            ));
+            return Err(AppError::InvalidSetting {
+                setting: "execution.manager.command_lead".into(),
+                problem: "must not be negative".into(),
+            });
         }
         Ok((duration, lead))
     }
@@ -334,12 +340,16 @@ impl Manager {
         let sim = self.app.simulator().clone();
         let start_time = match plan.start_time {
             Some(t) => t,
-            None => sim.wallclock_now().checked_add_signed(lead).ok_or_else(|| {
-                AppError::Missing(format!(
-                    "execution.manager.command_lead {} is too long: now plus the lead is beyond the datetime range",
-                    plan.command_lead
-                ))
-            })?,
+            None => sim
+                .wallclock_now()
+                .checked_add_signed(lead)
+                .ok_or_else(|| AppError::InvalidSetting {
+                    setting: "execution.manager.command_lead".into(),
+                    problem: format!(
+                        "{} is too long: now plus the lead is beyond the datetime range",
+                        plan.command_lead
+                    ),
+                })?,
         };
         sleep_until_wallclock(&sim, sub_saturating(start_time, lead)).await;
         let start = StartCommand::new(

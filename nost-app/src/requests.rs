@@ -74,9 +74,7 @@ impl ManagedApplication {
         sim_update_time: Option<DateTime<Utc>>,
     ) -> Result<(), AppError> {
         if !(time_scale_factor > 0.0 && time_scale_factor.is_finite()) {
-            return Err(AppError::Message(format!(
-                "the requested time-scale factor must be a positive number, got {time_scale_factor}"
-            )));
+            return Err(AppError::InvalidTimeScale(time_scale_factor));
         }
         let body =
             UpdateRequest::new(time_scale_factor, sim_update_time, self.app().name()).to_json();

@@ -69,8 +69,23 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             std::process::ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes (as `{e:#}` prints them), leaving out a cause
+/// whose text the message already holds: errors that name their cause in
+/// their own text also return it as their `source()`.
+fn report(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }

@@ -172,7 +172,7 @@ async fn bad_entries_fail_naming_the_field() {
         "  fire:\n    d:\n      address: {p}.q\n      bindings:\n        amqp:\n          exchange:\n            name: {p}\n"
     ));
     match Application::start_up("fire", &p, &cfg, options()).await {
-        Err(AppError::Channel { path, reason }) => {
+        Err(AppError::Channel { path, reason, .. }) => {
             assert_eq!(path, "channels.fire.d.bindings.amqp.exchange");
             assert!(reason.contains("prefix exchange"), "{reason}");
         }
@@ -197,9 +197,21 @@ async fn bad_entries_fail_naming_the_field() {
         "  fire:\n    d:\n      address: {q}\n      bindings:\n        amqp:\n          exchange:\n            name: {ex}\n"
     ));
     match Application::start_up("fire", &p, &cfg, options()).await {
-        Err(AppError::Channel { path, reason }) => {
+        Err(AppError::Channel {
+            path,
+            reason,
+            source,
+        }) => {
             assert_eq!(path, "channels.fire.d.bindings.amqp.exchange");
             assert!(reason.contains(&ex), "{reason}");
+            // The broker's refusal stays reachable as the error's source.
+            assert!(
+                matches!(
+                    source,
+                    Some(nost_amqp::AmqpError::PreconditionFailed { .. })
+                ),
+                "{source:?}"
+            );
         }
         other => panic!("expected a Channel error, got {other:?}"),
     }

@@ -61,11 +61,15 @@ pub(crate) async fn login(
             None,
         )),
         _ => {
-            let keycloak = config.servers.keycloak.clone().ok_or_else(|| {
-                AppError::Missing(
-                    "servers.keycloak is required when keycloak_authentication is true".into(),
-                )
-            })?;
+            let keycloak =
+                config
+                    .servers
+                    .keycloak
+                    .clone()
+                    .ok_or_else(|| AppError::MissingSetting {
+                        setting: "servers.keycloak".into(),
+                        needed_for: "when keycloak_authentication is true".into(),
+                    })?;
             let auth_options = AuthOptions {
                 otp: options.otp.clone(),
                 otp_provider: options.otp_provider.clone(),

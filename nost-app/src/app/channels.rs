@@ -59,6 +59,7 @@ async fn declare_into(
                         "exchange {prefix:?} is the run's prefix exchange, which every NOS-T application declares topic, durable, autoDelete true; declaring it {}, durable {}, autoDelete {} would be refused (406): write those settings or use another name",
                         e.kind, e.durable, e.auto_delete
                     ),
+                    source: None,
                 });
             }
             declared.push(e.name.clone());
@@ -73,6 +74,7 @@ async fn declare_into(
                     "declaring exchange {:?} failed: {err} (an exchange of that name with other settings exists, or the user may not configure it)",
                     e.name
                 ),
+                source: Some(err),
             })?;
         declared.push(e.name.clone());
     }
@@ -92,6 +94,7 @@ async fn declare_into(
                     "declaring queue {:?} failed: {err} (a queue of that name with other settings exists, or the user may not configure it)",
                     c.address
                 ),
+                source: Some(err),
             })?;
         queues.push(c.address.clone());
         session
@@ -107,6 +110,7 @@ async fn declare_into(
                     "binding queue {:?} to exchange {:?} failed: {err}",
                     c.address, c.exchange.name
                 ),
+                source: Some(err),
             })?;
     }
     Ok(())

@@ -166,9 +166,8 @@ impl Application {
         options: StartOptions,
         role: RoleSettings,
     ) -> Result<Application, AppError> {
-        validate_name("application name", name)
-            .map_err(|e| AppError::InvalidName(e.to_string()))?;
-        validate_name("prefix", prefix).map_err(|e| AppError::InvalidName(e.to_string()))?;
+        validate_name("application name", name)?;
+        validate_name("prefix", prefix)?;
         config.validate_all()?;
         // As nost_tools: the file is set up before connecting, so the
         // connection's lines are in it too.
@@ -392,7 +391,7 @@ impl Application {
         topic: &str,
         value: &T,
     ) -> Result<(), AppError> {
-        let body = serde_json::to_string(value).map_err(|e| AppError::Message(e.to_string()))?;
+        let body = serde_json::to_string(value).map_err(AppError::Json)?;
         self.send_message(topic, &body).await
     }
 

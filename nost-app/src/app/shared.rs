@@ -78,10 +78,5 @@ impl SharedTokens {
 }
 
 fn not_keycloak() -> AppError {
-    AppError::Missing(
-        "shared tokens need a Keycloak mode (servers.rabbitmq.keycloak_authentication: True \
-         with a service account, a user account or pre-acquired tokens); \
-         basic mode has no tokens to share"
-            .into(),
-    )
+    AppError::NotKeycloak
 }
