@@ -121,7 +121,7 @@ impl AppArgs {
             .config;
         let credentials = Credentials::from_env(&EnvFile::Path(self.env_file.clone()))?;
         let options = StartOptions {
-            credentials: Some(credentials),
+            auth: credentials.into(),
             set_offset: Some(false),
             ..Default::default()
         };
@@ -332,7 +332,7 @@ pub async fn run(child: Child) -> Result<()> {
 /// `done RENEWALS SECRET_UPDATES DISCONNECTS RSS_KIB`.
 async fn many(args: AppArgs, count: usize, renewals: usize) -> Result<()> {
     let (config, options) = args.load()?;
-    let shared = SharedTokens::start(&config, &options).await?;
+    let shared = SharedTokens::start(&config, &options.auth).await?;
     let options = StartOptions {
         shared_tokens: Some(shared.clone()),
         ..options

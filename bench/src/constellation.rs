@@ -208,11 +208,9 @@ pub async fn child(args: AppArgs, count: usize, secs: u64, shared: bool) -> Resu
     let (config, options) = args.load()?;
     let t0 = Instant::now();
     let conn = if shared {
-        let o = StartOptions {
-            connection_name: Some(format!("nost-rs {} shared", args.prefix)),
-            ..options.clone()
-        };
-        Some(SharedConnection::start(&config, &o).await?)
+        let o = nost_app::SharedConnectionOptions::new(options.auth.clone())
+            .with_connection_name(format!("nost-rs {} shared", args.prefix));
+        Some(SharedConnection::start(&config, o).await?)
     } else {
         None
     };

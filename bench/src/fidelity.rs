@@ -126,7 +126,7 @@ pub async fn run_once(ctx: &Ctx, who: Starter) -> Result<FidelitySample> {
 
     let config = nost_config::load_file(&yaml)?.config;
     let options = StartOptions {
-        credentials: Some(Credentials::basic("guest", "guest")),
+        auth: Credentials::basic("guest", "guest").into(),
         set_offset: Some(false),
         ..Default::default()
     };

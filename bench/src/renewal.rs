@@ -117,7 +117,7 @@ pub async fn run(
         &prefix,
         &cfg,
         StartOptions {
-            credentials: Some(Credentials::client(CLIENT, Some(SECRET.into()))),
+            auth: Credentials::client(CLIENT, Some(SECRET.into())).into(),
             set_offset: Some(false),
             ..Default::default()
         },

@@ -14,7 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Credentials::basic("guest", "guest")
     };
     let options = StartOptions {
-        credentials: Some(credentials),
+        auth: credentials.into(),
         ..Default::default()
     };
     let app = Application::start_up("example", "demo", &config, options).await?;

@@ -2,7 +2,7 @@
 //! `ACCESS_TOKEN=… REFRESH_TOKEN=… cargo run -p nost-app --example pre_acquired -- CONFIG.yaml`
 //! with CLIENT_ID (the client that issued the tokens) in `.env`.
 
-use nost_app::{Application, StartOptions};
+use nost_app::{Application, AuthInputs, StartOptions};
 use nost_config::SecretString;
 
 #[tokio::main]
@@ -14,9 +14,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let prefix = config.execution.general_or_default().prefix;
     let token = |name: &str| std::env::var(name).ok().map(SecretString::from);
     let options = StartOptions {
-        // Both are required: without the refresh token the session could not be kept alive.
-        access_token: token("ACCESS_TOKEN"),
-        refresh_token: token("REFRESH_TOKEN"),
+        auth: AuthInputs {
+            // Both are required: without the refresh token the session could not be kept alive.
+            access_token: token("ACCESS_TOKEN"),
+            refresh_token: token("REFRESH_TOKEN"),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let app = Application::start_up("monitor", &prefix, &config, options).await?;

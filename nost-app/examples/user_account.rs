@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use nost_app::{Application, StartOptions};
+use nost_app::{Application, AuthInputs, StartOptions};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -14,11 +14,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = nost_config::load_file(path)?.config;
     let prefix = config.execution.general_or_default().prefix;
     let options = StartOptions {
-        // A stock realm answers "Invalid user credentials" for a missing OTP,
-        // so give it up front when the account has one...
-        otp: nost_auth::otp_from_env(),
-        // ...or let Keycloak's answer trigger a prompt (terminal only).
-        otp_provider: Some(Arc::new(nost_auth::TerminalOtpPrompt)),
+        auth: AuthInputs {
+            // A stock realm answers "Invalid user credentials" for a missing OTP,
+            // so give it up front when the account has one...
+            otp: nost_auth::otp_from_env(),
+            // ...or let Keycloak's answer trigger a prompt (terminal only).
+            otp_provider: Some(Arc::new(nost_auth::TerminalOtpPrompt)),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let app = Application::start_up("analyst", &prefix, &config, options).await?;

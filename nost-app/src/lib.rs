@@ -39,9 +39,9 @@ pub mod time_fmt;
 pub mod topics;
 
 pub use app::error::{AppError, ErrorKind, HandlerError};
-pub use app::options::StartOptions;
+pub use app::options::{AuthInputs, StartOptions};
 pub use app::shared::SharedTokens;
-pub use app::shared_connection::SharedConnection;
+pub use app::shared_connection::{SharedConnection, SharedConnectionOptions};
 pub use app::{Application, Message};
 pub use logger::LoggerApplication;
 pub use managed::{ManagedApplication, ManagedHooks};

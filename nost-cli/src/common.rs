@@ -78,14 +78,17 @@ impl Resolved {
         let otp = otp.map(SecretString::from).or_else(nost_auth::otp_from_env);
         let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
         nost_app::StartOptions {
-            credentials: Some(self.credentials.clone()),
-            access_token: self.tokens.access_token.clone(),
-            refresh_token: self.tokens.refresh_token.clone(),
-            otp,
-            otp_provider: interactive.then(|| {
-                std::sync::Arc::new(nost_auth::TerminalOtpPrompt)
-                    as std::sync::Arc<dyn nost_auth::OtpProvider>
-            }),
+            auth: nost_app::AuthInputs {
+                credentials: Some(self.credentials.clone()),
+                access_token: self.tokens.access_token.clone(),
+                refresh_token: self.tokens.refresh_token.clone(),
+                otp,
+                otp_provider: interactive.then(|| {
+                    std::sync::Arc::new(nost_auth::TerminalOtpPrompt)
+                        as std::sync::Arc<dyn nost_auth::OtpProvider>
+                }),
+                ..Default::default()
+            },
             handle_signals: true,
             ..Default::default()
         }

@@ -18,7 +18,7 @@ fn local() -> (Config, StartOptions) {
         .build()
         .unwrap();
     let options = StartOptions {
-        credentials: Some(Credentials::basic("guest", "guest")),
+        auth: Credentials::basic("guest", "guest").into(),
         set_offset: Some(false),
         ..Default::default()
     };
@@ -120,8 +120,8 @@ async fn an_access_token_without_a_refresh_token_fails_before_any_network_io() {
     config.servers.rabbitmq.keycloak_authentication = true;
     config.servers.rabbitmq.port = 1; // nothing listens: any I/O would fail differently
     config.servers.keycloak = Some(Default::default());
-    options.credentials = Some(Credentials::client("nost_monitor", None));
-    options.access_token = Some("a.b.c".to_owned().into());
+    options.auth.credentials = Some(Credentials::client("nost_monitor", None));
+    options.auth.access_token = Some("a.b.c".to_owned().into());
     let err = Application::start_up("app", "p", &config, options)
         .await
         .unwrap_err();

@@ -45,7 +45,7 @@ fn config(cluster: &Cluster, first: usize) -> Config {
 
 fn options() -> StartOptions {
     StartOptions {
-        credentials: Some(Credentials::basic("guest", "guest")),
+        auth: Credentials::basic("guest", "guest").into(),
         set_offset: Some(false),
         ..Default::default()
     }
@@ -232,7 +232,7 @@ async fn a_cluster_carries_applications_through_the_loss_of_a_node() {
         &prefix,
         &token_config,
         StartOptions {
-            credentials: Some(Credentials::client("sos-sat", Some("sat-secret".into()))),
+            auth: Credentials::client("sos-sat", Some("sat-secret".into())).into(),
             set_offset: Some(false),
             ..Default::default()
         },

@@ -317,7 +317,7 @@ fn local(tune: impl FnOnce(&mut RabbitMqConfig)) -> (Config, StartOptions) {
         .build()
         .unwrap();
     let options = StartOptions {
-        credentials: Some(Credentials::basic("guest", "guest")),
+        auth: Credentials::basic("guest", "guest").into(),
         set_offset: Some(false),
         ..Default::default()
     };
@@ -560,7 +560,7 @@ async fn a_subscription_refused_at_bind_leaves_no_durable_queue() {
         .build()
         .unwrap();
     let options = StartOptions {
-        credentials: Some(Credentials::basic(&name, &user.password)),
+        auth: Credentials::basic(&name, &user.password).into(),
         set_offset: Some(false),
         ..Default::default()
     };
@@ -683,7 +683,7 @@ async fn a_start_up_refused_at_consume_closes_everything_it_opened() {
         .build()
         .unwrap();
     let options = StartOptions {
-        credentials: Some(Credentials::basic(&name, &user.password)),
+        auth: Credentials::basic(&name, &user.password).into(),
         set_offset: Some(false),
         ..Default::default()
     };

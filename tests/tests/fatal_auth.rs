@@ -311,7 +311,7 @@ mod on_the_oauth_node {
         let client = unique("svc");
         kc.add_client(&client, Some("svc-secret-1"));
         let options = StartOptions {
-            credentials: Some(Credentials::client(&client, Some("svc-secret-1".into()))),
+            auth: Credentials::client(&client, Some("svc-secret-1".into())).into(),
             ..Default::default()
         };
         stops_reconnecting(
@@ -332,9 +332,8 @@ mod on_the_oauth_node {
         kc.add_user("carol", "pw");
         let (access, refresh) = kc.issue_session("carol", "frontend");
         let options = StartOptions {
-            credentials: Some(Credentials::client("frontend", None)),
-            access_token: Some(SecretString::from(access)),
-            refresh_token: Some(SecretString::from(refresh)),
+            auth: nost_app::AuthInputs::from(Credentials::client("frontend", None))
+                .with_tokens(SecretString::from(access), SecretString::from(refresh)),
             ..Default::default()
         };
         stops_reconnecting(
@@ -358,12 +357,12 @@ mod on_the_oauth_node {
         kc.add_client(&client, Some("svc-secret-1"));
         let name = unique("fatal-shared");
         let config = config(&node, &kc);
-        let shared_options = StartOptions {
-            credentials: Some(Credentials::client(&client, Some("svc-secret-1".into()))),
-            connection_name: Some(name.clone()),
-            ..Default::default()
-        };
-        let conn = nost_app::SharedConnection::start(&config, &shared_options)
+        let shared_options = nost_app::SharedConnectionOptions::new(Credentials::client(
+            &client,
+            Some("svc-secret-1".into()),
+        ))
+        .with_connection_name(name.clone());
+        let conn = nost_app::SharedConnection::start(&config, shared_options)
             .await
             .unwrap();
         let mut events = conn.amqp().events();

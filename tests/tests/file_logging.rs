@@ -14,7 +14,7 @@ use nost_testkit::unique;
 
 fn options() -> StartOptions {
     StartOptions {
-        credentials: Some(Credentials::basic("guest", "guest")),
+        auth: Credentials::basic("guest", "guest").into(),
         set_offset: Some(false),
         ..Default::default()
     }

@@ -75,7 +75,9 @@ fn wait_line(child: &mut Child, want: &str) -> BufReader<std::process::ChildStdo
 
 fn options(dir: &Path) -> StartOptions {
     StartOptions {
-        credentials: Some(Credentials::from_env(&EnvFile::Path(dir.join(".env"))).unwrap()),
+        auth: Credentials::from_env(&EnvFile::Path(dir.join(".env")))
+            .unwrap()
+            .into(),
         ..Default::default()
     }
 }

@@ -47,7 +47,7 @@ fn config(dir: &Path, body: &str) -> Config {
 
 fn options() -> StartOptions {
     StartOptions {
-        credentials: Some(Credentials::basic("guest", "guest")),
+        auth: Credentials::basic("guest", "guest").into(),
         ..Default::default()
     }
 }

@@ -47,7 +47,7 @@ fn config() -> Config {
 
 fn options() -> StartOptions {
     StartOptions {
-        credentials: Some(Credentials::basic("guest", "guest")),
+        auth: Credentials::basic("guest", "guest").into(),
         set_offset: Some(false),
         ..Default::default()
     }

@@ -76,7 +76,7 @@ async fn round_trip(config: &Config, sender_opts: StartOptions, receiver_opts: S
 
 fn with(credentials: Credentials) -> StartOptions {
     StartOptions {
-        credentials: Some(credentials),
+        auth: credentials.into(),
         set_offset: Some(false),
         ..Default::default()
     }
@@ -118,10 +118,7 @@ async fn a_user_account_with_otp_gives_it_up_front() {
         .await
         .unwrap_err();
     assert!(matches!(err, AppError::Auth(_)), "{err:?}");
-    let otp = StartOptions {
-        otp: Some(SecretString::from("424242")),
-        ..with(creds)
-    };
+    let otp = with(creds).with_otp(SecretString::from("424242"));
     round_trip(&cfg, otp.clone(), otp).await;
     let with_totp = kc
         .requests()
@@ -140,9 +137,8 @@ async fn a_backend_acts_for_a_user_with_pre_acquired_tokens_of_a_public_client()
     let options = || {
         let (access, refresh) = kc.issue_session("carol", "nost_monitor_nodejs");
         StartOptions {
-            credentials: Some(Credentials::client("nost_monitor_nodejs", None)),
-            access_token: Some(SecretString::from(access)),
-            refresh_token: Some(SecretString::from(refresh)),
+            auth: nost_app::AuthInputs::from(Credentials::client("nost_monitor_nodejs", None))
+                .with_tokens(SecretString::from(access), SecretString::from(refresh)),
             set_offset: Some(false),
             ..Default::default()
         }
@@ -282,9 +278,11 @@ async fn a_token_signed_with_another_key_is_refused_at_connect() {
     let (_, refresh) = kc.issue_session("mallory", "nost_monitor_nodejs");
     let cfg = config(&node, &kc, 240);
     let options = StartOptions {
-        credentials: Some(Credentials::client("nost_monitor_nodejs", None)),
-        access_token: Some(SecretString::from(forged.clone())),
-        refresh_token: Some(SecretString::from(refresh)),
+        auth: nost_app::AuthInputs::from(Credentials::client("nost_monitor_nodejs", None))
+            .with_tokens(
+                SecretString::from(forged.clone()),
+                SecretString::from(refresh),
+            ),
         set_offset: Some(false),
         ..Default::default()
     };
@@ -421,9 +419,8 @@ async fn a_scenario_runs_with_pre_acquired_tokens_renewed_during_the_run() {
     scenario_in_mode(&kc, &node, || {
         let (access, refresh) = kc.issue_session("carol", "monitor");
         StartOptions {
-            credentials: Some(Credentials::client("monitor", None)),
-            access_token: Some(SecretString::from(access)),
-            refresh_token: Some(SecretString::from(refresh)),
+            auth: nost_app::AuthInputs::from(Credentials::client("monitor", None))
+                .with_tokens(SecretString::from(access), SecretString::from(refresh)),
             set_offset: Some(false),
             ..Default::default()
         }
@@ -439,7 +436,7 @@ async fn many_applications_share_one_service_account_session_and_one_request_per
     kc.set_access_lifetime(120);
     let cfg = config(&node, &kc, 1); // renew every second
     let creds = Credentials::client("sos-service", Some("svc-secret".into()));
-    let shared = nost_app::SharedTokens::start(&cfg, &with(creds))
+    let shared = nost_app::SharedTokens::start(&cfg, &with(creds).auth)
         .await
         .unwrap();
     assert_eq!(shared.mode(), nost_config::ModeKind::ServiceAccount);
@@ -518,7 +515,7 @@ async fn many_applications_share_one_service_account_session_and_one_request_per
 #[tokio::test]
 async fn shared_tokens_refuse_basic_mode() {
     let cfg = Config::builder().build().unwrap();
-    let err = nost_app::SharedTokens::start(&cfg, &with(Credentials::basic("guest", "guest")))
+    let err = nost_app::SharedTokens::start(&cfg, &Credentials::basic("guest", "guest").into())
         .await
         .unwrap_err()
         .to_string();

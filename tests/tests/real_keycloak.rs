@@ -55,7 +55,7 @@ fn config(node: &OAuthBrokerInfo, kc: &RealKeycloakInfo, refresh_interval: u64) 
 
 fn with(credentials: Credentials) -> StartOptions {
     StartOptions {
-        credentials: Some(credentials),
+        auth: credentials.into(),
         set_offset: Some(false),
         ..Default::default()
     }
@@ -95,9 +95,8 @@ async fn frontend_tokens(kc: &RealKeycloakInfo) -> (String, String) {
 
 fn pre_acquired(access: String, refresh: String) -> StartOptions {
     StartOptions {
-        credentials: Some(Credentials::client(PUBLIC_CLIENT, None)),
-        access_token: Some(SecretString::from(access)),
-        refresh_token: Some(SecretString::from(refresh)),
+        auth: nost_app::AuthInputs::from(Credentials::client(PUBLIC_CLIENT, None))
+            .with_tokens(SecretString::from(access), SecretString::from(refresh)),
         set_offset: Some(false),
         ..Default::default()
     }
@@ -236,10 +235,7 @@ async fn every_mode_keeps_one_connection_across_three_renewals_losing_nothing() 
         .with_user(USER, &r.user_password);
     let otp_user = Credentials::client(USER_CLIENT, Some(r.user_client_secret.clone()))
         .with_user(OTP_USER, &r.otp_user_password);
-    let otp = StartOptions {
-        otp: Some(SecretString::from(r.totp_now())),
-        ..with(otp_user)
-    };
+    let otp = with(otp_user).with_otp(SecretString::from(r.totp_now()));
     let (access, refresh) = frontend_tokens(&kc).await;
     let runs = tokio::join!(
         across_three_renewals("service account", &cfg, lifespan, with(service)),
@@ -347,10 +343,7 @@ async fn a_missing_otp_says_one_may_be_required_and_a_wrong_one_is_told_apart() 
         "sat",
         &unique("badotp"),
         &cfg,
-        StartOptions {
-            otp: Some(SecretString::from(wrong.clone())),
-            ..with(creds.clone())
-        },
+        with(creds.clone()).with_otp(SecretString::from(wrong.clone())),
     )
     .await
     .unwrap_err();
@@ -368,10 +361,7 @@ async fn a_missing_otp_says_one_may_be_required_and_a_wrong_one_is_told_apart() 
         "sat",
         &unique("otp"),
         &cfg,
-        StartOptions {
-            otp: Some(SecretString::from(r.totp_now())),
-            ..with(creds)
-        },
+        with(creds).with_otp(SecretString::from(r.totp_now())),
     )
     .await
     .unwrap();

@@ -361,13 +361,9 @@ async fn twenty_applications_on_a_shared_connection_are_one_broker_connection() 
         })
         .build()
         .unwrap();
-    let base = StartOptions {
-        credentials: Some(Credentials::basic("guest", "guest")),
-        set_offset: Some(false),
-        connection_name: Some(format!("{prefix}-shared")),
-        ..Default::default()
-    };
-    let conn = nost_app::SharedConnection::start(&config, &base)
+    let shared = nost_app::SharedConnectionOptions::new(Credentials::basic("guest", "guest"))
+        .with_connection_name(format!("{prefix}-shared"));
+    let conn = nost_app::SharedConnection::start(&config, shared)
         .await
         .unwrap();
     let (consumer, mut sub) = independent_consumer(
@@ -379,7 +375,8 @@ async fn twenty_applications_on_a_shared_connection_are_one_broker_connection() 
     .await;
     let options = StartOptions {
         shared_connection: Some(conn.clone()),
-        ..base
+        set_offset: Some(false),
+        ..Default::default()
     };
     let mut apps = Vec::new();
     for i in 0..APPS {
@@ -448,14 +445,11 @@ async fn renewed_tokens_reach_the_shared_connection_once_and_every_application_k
         .build()
         .unwrap();
     let base = StartOptions {
-        credentials: Some(Credentials::client(
-            "sos-service",
-            Some("svc-secret".into()),
-        )),
+        auth: Credentials::client("sos-service", Some("svc-secret".into())).into(),
         set_offset: Some(false),
         ..Default::default()
     };
-    let conn = nost_app::SharedConnection::start(&config, &base)
+    let conn = nost_app::SharedConnection::start(&config, base.auth.clone())
         .await
         .unwrap();
     assert_eq!(conn.mode(), nost_config::ModeKind::ServiceAccount);

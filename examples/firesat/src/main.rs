@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let user = std::env::var("USERNAME").unwrap_or_else(|_| "guest".into());
     let password = std::env::var("PASSWORD").unwrap_or_else(|_| "guest".into());
     let options = || StartOptions {
-        credentials: Some(Credentials::basic(&user, &password)),
+        auth: Credentials::basic(&user, &password).into(),
         ..Default::default()
     };
     println!("FireSat on prefix {prefix} ({path})");

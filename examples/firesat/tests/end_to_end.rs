@@ -96,7 +96,7 @@ async fn run(prefix: &str, scenario: &Scenario) -> nost_firesat::Summary {
         config.servers.rabbitmq.port = u32::from(port);
     }
     let options = || StartOptions {
-        credentials: Some(Credentials::basic("guest", "guest")),
+        auth: Credentials::basic("guest", "guest").into(),
         ..Default::default()
     };
     let summary = tokio::time::timeout(

@@ -10,7 +10,7 @@ use nost_config::{AuthMode, Config, SecretString};
 use tokio::sync::watch;
 
 use super::error::AppError;
-use super::options::StartOptions;
+use super::options::AuthInputs;
 
 /// Renew before connecting when less than this is left of a token's life.
 const MIN_TOKEN_LIFE_FOR_CONNECT: Duration = Duration::from_secs(30);
@@ -50,7 +50,7 @@ fn failure(kind: nost_auth::FatalKind, error: &nost_auth::AuthError) -> nost_amq
 pub(crate) async fn login(
     mode: &AuthMode,
     config: &Config,
-    options: &StartOptions,
+    auth: &AuthInputs,
 ) -> Result<(Login, Option<TokenManager>), AppError> {
     match mode {
         AuthMode::Basic { username, password } => Ok((
@@ -71,8 +71,8 @@ pub(crate) async fn login(
                         needed_for: "when keycloak_authentication is true".into(),
                     })?;
             let auth_options = AuthOptions {
-                otp: options.otp.clone(),
-                otp_provider: options.otp_provider.clone(),
+                otp: auth.otp.clone(),
+                otp_provider: auth.otp_provider.clone(),
                 http_timeout: Duration::from_secs(
                     config.servers.rabbitmq.connection_timeout.max(1),
                 ),

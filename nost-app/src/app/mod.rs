@@ -25,7 +25,7 @@ use crate::simulator::{Mode, SimEvent, Simulator, TimeStatusPublisher};
 
 use crate::topics::{queue_name, routing_key, validate_name};
 use error::{AppError, HandlerError};
-use options::StartOptions;
+use options::{AuthInputs, StartOptions};
 
 /// How long shutdown waits for queued messages to be confirmed.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
@@ -187,8 +187,8 @@ impl Application {
                     (shared.mode(), login, Some(manager), false)
                 }
                 (None, None) => {
-                    let mode = detect_mode(config, &options)?;
-                    let (login, manager) = auth_link::login(&mode, config, &options).await?;
+                    let mode = detect_mode(config, &options.auth)?;
+                    let (login, manager) = auth_link::login(&mode, config, &options.auth).await?;
                     (mode.kind(), login, manager, true)
                 }
             };
@@ -780,14 +780,14 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The mode from the YAML, the credentials (given or from `.env`) and the
 /// tokens handed to `start_up`; refused before any I/O when invalid.
-pub(crate) fn detect_mode(config: &Config, options: &StartOptions) -> Result<AuthMode, AppError> {
-    let credentials = match &options.credentials {
+pub(crate) fn detect_mode(config: &Config, auth: &AuthInputs) -> Result<AuthMode, AppError> {
+    let credentials = match &auth.credentials {
         Some(c) => c.clone(),
-        None => Credentials::from_env(&options.env_file)?,
+        None => Credentials::from_env(&auth.env_file)?,
     };
     let tokens = Tokens {
-        access_token: options.access_token.clone(),
-        refresh_token: options.refresh_token.clone(),
+        access_token: auth.access_token.clone(),
+        refresh_token: auth.refresh_token.clone(),
     };
     Ok(AuthMode::detect(
         config.servers.rabbitmq.keycloak_authentication,

@@ -5,7 +5,7 @@ use nost_auth::TokenManager;
 use nost_config::{Config, ModeKind};
 
 use super::error::AppError;
-use super::options::StartOptions;
+use super::options::AuthInputs;
 use super::{auth_link, detect_mode};
 
 /// A Keycloak session (one login, one refresher) that many
@@ -22,9 +22,10 @@ use super::{auth_link, detect_mode};
 ///
 /// ```no_run
 /// # async fn run(config: nost_config::Config) -> Result<(), nost_app::AppError> {
-/// use nost_app::{Application, SharedTokens, StartOptions};
-/// let tokens = SharedTokens::start(&config, &StartOptions::default()).await?;
-/// let options = StartOptions { shared_tokens: Some(tokens.clone()), ..Default::default() };
+/// use nost_app::{Application, AuthInputs, SharedTokens, StartOptions};
+/// // AuthInputs::default(): credentials from `.env` / the environment.
+/// let tokens = SharedTokens::start(&config, &AuthInputs::default()).await?;
+/// let options = StartOptions::default().with_shared_tokens(tokens.clone());
 /// let a = Application::start_up("sat-1", "fire", &config, options.clone()).await?;
 /// let b = Application::start_up("sat-2", "fire", &config, options).await?;
 /// # a.shut_down().await; b.shut_down().await;
@@ -38,13 +39,12 @@ pub struct SharedTokens {
 }
 
 impl SharedTokens {
-    /// Detect the mode from `config`, the credentials and tokens of
-    /// `options` (as `start_up` does) and log in once. Basic mode has no
-    /// tokens to share and is refused.
-    pub async fn start(config: &Config, options: &StartOptions) -> Result<Self, AppError> {
+    /// Detect the mode from `config` and `auth` (as `start_up` does) and
+    /// log in once. Basic mode has no tokens to share and is refused.
+    pub async fn start(config: &Config, auth: &AuthInputs) -> Result<Self, AppError> {
         config.validate_all()?;
-        let mode = detect_mode(config, options)?;
-        let (_, manager) = auth_link::login(&mode, config, options).await?;
+        let mode = detect_mode(config, auth)?;
+        let (_, manager) = auth_link::login(&mode, config, auth).await?;
         let manager = manager.ok_or_else(not_keycloak)?;
         Ok(SharedTokens {
             mode: mode.kind(),

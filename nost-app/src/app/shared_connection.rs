@@ -5,7 +5,8 @@ use nost_auth::TokenManager;
 use nost_config::{Config, ModeKind};
 
 use super::error::AppError;
-use super::options::StartOptions;
+use super::options::AuthInputs;
+use super::shared::SharedTokens;
 use super::{auth_link, detect_mode};
 
 /// One AMQP connection (one socket, one I/O thread) that many
@@ -20,18 +21,19 @@ use super::{auth_link, detect_mode};
 /// restores all of them (each re-declares its exchanges, queues and
 /// consumers and re-publishes its unconfirmed messages).
 ///
-/// It logs in once, with the mode detected from the configuration and
-/// options given to [`start`](Self::start) (or with
-/// [`StartOptions::shared_tokens`] when set there: composable), and sends
+/// It logs in once, with the mode detected from the configuration and the
+/// [`AuthInputs`] given to [`start`](Self::start) (or takes the tokens of
+/// a [`SharedTokens`]: composable), and sends
 /// every renewed token once with `connection.update-secret`. Applications
 /// started with it use its login and token manager and never close it;
 /// [`shut_down`](Self::shut_down) it after the last application.
 ///
 /// ```no_run
 /// # async fn run(config: nost_config::Config) -> Result<(), nost_app::AppError> {
-/// use nost_app::{Application, SharedConnection, StartOptions};
-/// let conn = SharedConnection::start(&config, &StartOptions::default()).await?;
-/// let options = StartOptions { shared_connection: Some(conn.clone()), ..Default::default() };
+/// use nost_app::{Application, AuthInputs, SharedConnection, StartOptions};
+/// // AuthInputs::default(): credentials from `.env` / the environment.
+/// let conn = SharedConnection::start(&config, AuthInputs::default()).await?;
+/// let options = StartOptions::default().with_shared_connection(conn.clone());
 /// let a = Application::start_up("sat-1", "fire", &config, options.clone()).await?;
 /// let b = Application::start_up("sat-2", "fire", &config, options).await?;
 /// # a.shut_down().await; b.shut_down().await;
@@ -47,11 +49,58 @@ pub struct SharedConnection {
     conn: nost_amqp::SharedConnection,
 }
 
+/// How a [`SharedConnection`] logs in and is named.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct SharedConnectionOptions {
+    /// Who logs in (credentials, `.env`, tokens, OTP); not read when
+    /// `shared_tokens` is set.
+    pub auth: AuthInputs,
+    /// Take the tokens of this Keycloak session instead of logging in
+    /// (composable: one session, one connection, many applications).
+    pub shared_tokens: Option<SharedTokens>,
+    /// Name shown in RabbitMQ's management UI (default
+    /// `nost-rs shared connection`).
+    pub connection_name: Option<String>,
+}
+
+impl SharedConnectionOptions {
+    /// Log in with `auth`.
+    pub fn new(auth: impl Into<AuthInputs>) -> Self {
+        SharedConnectionOptions {
+            auth: auth.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Use the tokens of `tokens` instead of logging in.
+    pub fn with_shared_tokens(mut self, tokens: SharedTokens) -> Self {
+        self.shared_tokens = Some(tokens);
+        self
+    }
+
+    /// Name the connection in RabbitMQ's management UI.
+    pub fn with_connection_name(mut self, name: impl Into<String>) -> Self {
+        self.connection_name = Some(name.into());
+        self
+    }
+}
+
+impl From<AuthInputs> for SharedConnectionOptions {
+    fn from(auth: AuthInputs) -> Self {
+        SharedConnectionOptions::new(auth)
+    }
+}
+
 impl SharedConnection {
     /// Validate `config`, log in (or take `options.shared_tokens`) and open
     /// the connection to `servers.rabbitmq`, named
     /// `options.connection_name` (default `nost-rs shared connection`).
-    pub async fn start(config: &Config, options: &StartOptions) -> Result<Self, AppError> {
+    pub async fn start(
+        config: &Config,
+        options: impl Into<SharedConnectionOptions>,
+    ) -> Result<Self, AppError> {
+        let options = options.into();
         config.validate_all()?;
         let (mode, login, tokens, owns_tokens) = match &options.shared_tokens {
             Some(shared) => {
@@ -59,15 +108,14 @@ impl SharedConnection {
                 (shared.mode(), login, Some(manager), false)
             }
             None => {
-                let mode = detect_mode(config, options)?;
-                let (login, manager) = auth_link::login(&mode, config, options).await?;
+                let mode = detect_mode(config, &options.auth)?;
+                let (login, manager) = auth_link::login(&mode, config, &options.auth).await?;
                 (mode.kind(), login, manager, true)
             }
         };
         let mut settings = ConnectSettings::new(config.servers.rabbitmq.clone(), login.clone());
         settings.connection_name = options
             .connection_name
-            .clone()
             .unwrap_or_else(|| "nost-rs shared connection".into());
         match nost_amqp::SharedConnection::connect(settings).await {
             Ok(conn) => Ok(SharedConnection {

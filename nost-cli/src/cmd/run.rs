@@ -259,7 +259,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
     );
     let options = StartOptions {
-        credentials: Some(credentials),
+        auth: credentials.into(),
         set_offset: Some(false),
         ..Default::default()
     };
