@@ -79,6 +79,37 @@ async fn two_applications_talk_under_a_prefix_with_wildcard_subscriptions() {
 }
 
 #[tokio::test]
+async fn closed_resolves_once_the_shutdown_has_finished_not_when_it_begins() {
+    let prefix = unique("closed");
+    let (config, options) = local();
+    let app = Application::start_up("closer", &prefix, &config, options)
+        .await
+        .unwrap();
+    app.add_message_callback("*", "data", |_m| async { Ok(()) })
+        .await
+        .unwrap();
+    let stopper = {
+        let app = app.clone();
+        tokio::spawn(async move { app.shut_down().await })
+    };
+    tokio::time::timeout(Duration::from_secs(30), app.shutting_down())
+        .await
+        .expect("shutdown began");
+    tokio::time::timeout(Duration::from_secs(30), app.closed())
+        .await
+        .expect("shutdown finished");
+    // Everything shutdown does is done by now.
+    assert!(!app.session().is_connected(), "connection closed");
+    let queues = rabbitmqctl(&["list_queues", "-q", "--no-table-headers", "name"]);
+    assert!(!queues.contains(&prefix), "queue removed: {queues}");
+    assert!(matches!(
+        app.send_message("data", "{}").await,
+        Err(AppError::ShutDown)
+    ));
+    stopper.await.unwrap();
+}
+
+#[tokio::test]
 async fn a_message_the_handler_cannot_read_is_rejected_once_not_redelivered_forever() {
     let prefix = unique("malformed");
     let (config, options) = local();

@@ -81,6 +81,8 @@ struct Inner {
     subscribe_lock: tokio::sync::Mutex<()>,
     closing: CancellationToken,
     closed: tokio::sync::OnceCell<()>,
+    /// Cancelled when shutdown has finished.
+    shut: CancellationToken,
     simulator: Simulator,
     description: Option<String>,
     outbox: mpsc::UnboundedSender<Queued>,
@@ -244,6 +246,7 @@ impl Application {
                 subscribe_lock: tokio::sync::Mutex::new(()),
                 closing: CancellationToken::new(),
                 closed: tokio::sync::OnceCell::new(),
+                shut: CancellationToken::new(),
                 simulator: options.simulator.clone().unwrap_or_default(),
                 description: options.description.clone(),
                 outbox,
@@ -607,6 +610,9 @@ impl Application {
                 drop(lock(&inner.file_log).take());
             })
             .await;
+        // After the cell is set: once `closed()` resolves, sending fails
+        // with `AppError::ShutDown`.
+        self.inner.shut.cancel();
     }
 
     /// The application's simulator (scenario time, modes).
@@ -682,9 +688,17 @@ impl Application {
         Ok(())
     }
 
-    /// Wait until shutdown has begun.
-    pub async fn closed(&self) {
+    /// Wait until shutdown has begun (by [`shut_down`](Self::shut_down),
+    /// a signal, or TERMINATED with `shut_down_when_terminated`); it may
+    /// still be flushing and closing. See also [`closing`](Self::closing).
+    pub async fn shutting_down(&self) {
         self.inner.closing.cancelled().await;
+    }
+
+    /// Wait until shutdown has finished: messages flushed, queues removed,
+    /// connection closed, token renewal stopped.
+    pub async fn closed(&self) {
+        self.inner.shut.cancelled().await;
     }
 
     fn shut_down_on_signals(&self) {
@@ -695,7 +709,7 @@ impl Application {
             let mut signals = Signals::new();
             tokio::select! {
                 _ = signals.next() => {}
-                _ = app.closed() => return,
+                _ = app.shutting_down() => return,
             }
             tracing::info!(target: "nost_app", "signal received; shutting down (a second signal exits at once)");
             tokio::select! {

@@ -126,7 +126,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Some(Written::Closed) => { closed_stdout = true; break; }
                 None => break,
             },
-            _ = app.closed() => break,
+            _ = app.shutting_down() => break,
             (kind, error) = crate::common::auth_fatal(&app) => {
                 app.shut_down().await;
                 return Ok(crate::common::fatal_exit(kind, &error));

@@ -71,10 +71,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(s) => {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs_f64(s)) => {}
-                _ = logger.app().closed() => {}
+                _ = logger.app().shutting_down() => {}
             }
         }
-        None => logger.app().closed().await,
+        None => logger.app().shutting_down().await,
     }
     logger.shut_down().await;
     eprintln!("{} rows in {}", logger.rows(), logger.file().display());

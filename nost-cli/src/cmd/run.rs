@@ -194,7 +194,7 @@ pub async fn managed(args: ManagedArgs) -> anyhow::Result<ExitCode> {
     // decides what is reported, not which branch won.
     tokio::select! {
         _ = app.wait_terminated(), if shut_down => {}
-        _ = app.app().closed() => {}
+        _ = app.app().shutting_down() => {}
         (kind, error) = crate::common::auth_fatal(app.app()) => {
             app.app().shut_down().await;
             return Ok(crate::common::fatal_exit(kind, &error));
