@@ -1,13 +1,19 @@
 //! What NOS-T users write: `Application`, `ManagedApplication` and `Manager`,
 //! speaking the NOS-T protocol byte for byte like Python `nost_tools` 3.6.0.
 //!
-//! Pure (network-free) parts: [`messages`] (JSON bodies), [`time_fmt`]
-//! (datetime wire format), [`topics`] (routing keys, queue names, wildcard
-//! matching) and [`simulator`] (modes, scenario time, entities, observers).
+//! At the root: the roles ([`Application`], [`ManagedApplication`],
+//! [`Manager`] with its [`TestPlan`], [`LoggerApplication`]), what they start
+//! with ([`StartOptions`], [`AuthInputs`]), what many of them in one process
+//! can share ([`SharedTokens`], [`SharedConnection`]) and how they fail
+//! ([`AppError`], [`ErrorKind`]). Namespaces: [`messages`] (JSON bodies),
+//! [`time_fmt`] (datetime wire format), [`topics`] (routing keys, queue
+//! names, wildcard matching) and [`simulator`] (modes, scenario time,
+//! entities, observers) are pure, network-free code; [`logging`] sets up
+//! logging as the YAML's logging fields describe.
 //!
 //! It is the layer that knows NOS-T: topics, commands, status messages and
-//! the simulator's modes. It does not read files itself (`nost-config`),
-//! speak to Keycloak (`nost-auth`) or handle AMQP connections (`nost-amqp`);
+//! the simulator's modes. It is not a configuration reader (`nost-config`),
+//! a Keycloak client (`nost-auth`) or an AMQP client (`nost-amqp`);
 //! [`Application::start_up`] composes those.
 //!
 //! ```no_run
@@ -26,14 +32,16 @@
 //! # Ok(()) }
 //! ```
 
-pub mod app;
-pub mod logger;
+#![warn(unreachable_pub)]
+
+mod app;
+mod logger;
 pub mod logging;
-pub mod managed;
-pub mod manager;
+mod managed;
+mod manager;
 pub mod messages;
-pub mod ntp;
-pub mod requests;
+mod ntp;
+mod requests;
 pub mod simulator;
 pub mod time_fmt;
 pub mod topics;

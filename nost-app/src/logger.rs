@@ -1,17 +1,5 @@
 //! `LoggerApplication`: writes every message under a prefix to a CSV file,
-//! in `nost_tools`' log file format.
-//!
-//! The file is `<log_dir>/<wallclock>.log`, the wallclock (UTC, Python's
-//! `str(datetime)` form) with `' '` → `'T'` and `':'` → `'-'`, e.g.
-//! `2024-01-01T12-00-00.123456+00-00.log`; a new one at every start-up
-//! (no rotation, as `nost_tools`; [`LoggerApplication::new_file`] starts
-//! another). The first line is `Timestamp,Topic,Payload`; each message adds
-//! `<wallclock>,<routing key>,<payload>` and a `\n`, the wallclock as Python
-//! prints it (`2024-01-01 12:00:00.123456+00:00`). Unlike `nost_tools`,
-//! which writes fields unquoted, a field holding `,`, `"`, CR or LF is
-//! quoted as CSV does (RFC 4180: `"…"`, inner quotes doubled), so any
-//! payload survives a CSV reader; every other line is byte for byte what
-//! `nost_tools` writes.
+//! in `nost_tools`' log file format (described on [`LoggerApplication`]).
 
 use crate::app::lock;
 use std::fs::{File, OpenOptions};
@@ -26,12 +14,12 @@ use crate::app::{Application, RoleSettings};
 use crate::{AppError, StartOptions};
 
 /// The header line of every log file.
-pub const HEADER: &str = "Timestamp,Topic,Payload";
+pub(crate) const HEADER: &str = "Timestamp,Topic,Payload";
 
 /// A datetime as Python's `str(datetime)` prints an aware UTC one:
 /// `2024-01-01 12:00:00.123456+00:00`, without `.ffffff` when the
 /// microseconds are zero.
-pub fn python_str(t: DateTime<Utc>) -> String {
+pub(crate) fn python_str(t: DateTime<Utc>) -> String {
     let base = t.format("%Y-%m-%d %H:%M:%S");
     match t.timestamp_subsec_micros() {
         0 => format!("{base}+00:00"),
@@ -40,12 +28,12 @@ pub fn python_str(t: DateTime<Utc>) -> String {
 }
 
 /// The file name `nost_tools` gives a log opened at `t`.
-pub fn file_name(t: DateTime<Utc>) -> String {
+pub(crate) fn file_name(t: DateTime<Utc>) -> String {
     format!("{}.log", python_str(t).replace(' ', "T").replace(':', "-"))
 }
 
 /// One CSV field: as is, or quoted when it holds `,`, `"`, CR or LF.
-pub fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\"")).into()
     } else {
@@ -54,7 +42,7 @@ pub fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// One row (with its `\n`).
-pub fn csv_row(t: DateTime<Utc>, topic: &str, payload: &str) -> String {
+pub(crate) fn csv_row(t: DateTime<Utc>, topic: &str, payload: &str) -> String {
     format!(
         "{},{},{}\n",
         csv_field(&python_str(t)),
@@ -126,6 +114,18 @@ impl CsvLog {
 
 /// A NOS-T application that writes every message it hears to a CSV file
 /// (`nost_tools`' `LoggerApplication`).
+///
+/// The file is `<log_dir>/<wallclock>.log`, the wallclock (UTC, Python's
+/// `str(datetime)` form) with `' '` → `'T'` and `':'` → `'-'`, e.g.
+/// `2024-01-01T12-00-00.123456+00-00.log`; a new one at every start-up
+/// (no rotation, as `nost_tools`; [`LoggerApplication::new_file`] starts
+/// another). The first line is `Timestamp,Topic,Payload`; each message adds
+/// `<wallclock>,<routing key>,<payload>` and a `\n`, the wallclock as Python
+/// prints it (`2024-01-01 12:00:00.123456+00:00`). Unlike `nost_tools`,
+/// which writes fields unquoted, a field holding `,`, `"`, CR or LF is
+/// quoted as CSV does (RFC 4180: `"…"`, inner quotes doubled), so any
+/// payload survives a CSV reader; every other line is byte for byte what
+/// `nost_tools` writes.
 ///
 /// Configured by `execution.logger_application` (`log_app`, `log_topic`,
 /// `log_dir` and the start-up fields); without that section its defaults

@@ -15,7 +15,7 @@ use crate::app::Application;
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Query `host` once: the offset to add to the system clock.
-pub async fn query_offset(host: &str) -> Result<TimeDelta, String> {
+pub(crate) async fn query_offset(host: &str) -> Result<TimeDelta, String> {
     let mut client = rsntp::AsyncSntpClient::new();
     client.set_timeout(QUERY_TIMEOUT);
     let result = client.synchronize(host).await.map_err(|e| e.to_string())?;

@@ -2,10 +2,10 @@
 
 pub(crate) mod auth_link;
 mod channels;
-pub mod error;
-pub mod options;
-pub mod shared;
-pub mod shared_connection;
+pub(crate) mod error;
+pub(crate) mod options;
+pub(crate) mod shared;
+pub(crate) mod shared_connection;
 
 use std::collections::HashMap;
 use std::future::Future;

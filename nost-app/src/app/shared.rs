@@ -10,7 +10,7 @@ use super::{auth_link, detect_mode};
 
 /// A Keycloak session (one login, one refresher) that many
 /// [`Application`](super::Application)s of a process share through
-/// [`StartOptions::shared_tokens`].
+/// [`StartOptions::shared_tokens`](crate::StartOptions::shared_tokens).
 ///
 /// Without it every application logs in and renews on its own: 200
 /// applications under one service account make 200 token requests per

@@ -11,7 +11,7 @@ use super::{auth_link, detect_mode};
 
 /// One AMQP connection (one socket, one I/O thread) that many
 /// [`Application`](super::Application)s of a process share through
-/// [`StartOptions::shared_connection`], a channel pair each.
+/// [`StartOptions::shared_connection`](crate::StartOptions::shared_connection), a channel pair each.
 ///
 /// Without it every application opens its own connection: 1,000 satellites
 /// in one process are 1,000 connections and 1,000 I/O threads. With it they
@@ -155,7 +155,7 @@ impl SharedConnection {
     }
 
     /// Close the connection and stop the token renewal it started (not
-    /// that of [`StartOptions::shared_tokens`]). Shut the applications
+    /// that of a [`SharedTokens`] it was given). Shut the applications
     /// down first.
     pub async fn shut_down(&self) {
         self.conn.shut_down().await;

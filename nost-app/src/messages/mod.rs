@@ -103,7 +103,7 @@ pub(crate) mod validate {
     use serde::{Deserialize, Deserializer};
 
     /// `timeScalingFactor`: a number > 0.
-    pub fn positive_factor<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    pub(crate) fn positive_factor<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         let v = f64::deserialize(d)?;
         if v > 0.0 && v.is_finite() {
             Ok(v)
@@ -115,24 +115,24 @@ pub(crate) mod validate {
     }
 
     /// The default `timeScalingFactor` of a start command.
-    pub fn one() -> f64 {
+    pub(crate) fn one() -> f64 {
         1.0
     }
 
     /// `true`, the default of `ready`.
-    pub fn yes() -> bool {
+    pub(crate) fn yes() -> bool {
         true
     }
 
     /// `freezeDuration`: absent, `null` or a duration that is not negative.
-    pub fn freeze_duration<'de, D: Deserializer<'de>>(
+    pub(crate) fn freeze_duration<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<nost_config::NostDuration>, D::Error> {
         non_negative(d, "freezeDuration")
     }
 
     /// `tolerance`: absent, `null` or a duration that is not negative.
-    pub fn tolerance<'de, D: Deserializer<'de>>(
+    pub(crate) fn tolerance<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<nost_config::NostDuration>, D::Error> {
         non_negative(d, "tolerance")
@@ -154,7 +154,7 @@ pub(crate) mod validate {
     }
 
     /// A datetime after 1970-01-01T00:00:00Z.
-    pub fn after_1970<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    pub(crate) fn after_1970<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let v = crate::time_fmt::utc::deserialize(d)?;
         if v > DateTime::UNIX_EPOCH {
             Ok(v)
