@@ -46,6 +46,7 @@
 //! # Ok(()) }
 //! ```
 
+mod conn;
 mod error;
 mod jitter;
 mod message;
@@ -61,4 +62,4 @@ pub use outbox::Confirm;
 pub use session::{MAX_NACK_RETRIES, Session, SessionEvent, Subscription};
 pub use settings::{BindingSpec, ConnectSettings, ExchangeSpec, Login, QueueSpec};
 pub use shared::SharedConnection;
-pub use token::{TokenFailure, TokenSource};
+pub use token::{TokenError, TokenFailure, TokenFailureKind, TokenSource};

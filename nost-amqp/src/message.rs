@@ -248,7 +248,10 @@ impl Delivery {
             .ack(BasicAckOptions { multiple: false })
             .await
             .map(|_| ())
-            .map_err(|e| crate::AmqpError::Other(e.to_string()))
+            .map_err(|e| crate::AmqpError::Other {
+                reason: e.to_string(),
+                source: nost_config::Cause::new(e),
+            })
     }
 
     /// Reject it; `requeue: false` drops (or dead-letters) it, which is what
@@ -258,6 +261,9 @@ impl Delivery {
             .reject(BasicRejectOptions { requeue })
             .await
             .map(|_| ())
-            .map_err(|e| crate::AmqpError::Other(e.to_string()))
+            .map_err(|e| crate::AmqpError::Other {
+                reason: e.to_string(),
+                source: nost_config::Cause::new(e),
+            })
     }
 }

@@ -194,7 +194,7 @@ async fn across_three_renewals(
         while let Ok(e) = events.try_recv() {
             match e {
                 SessionEvent::SecretUpdated => updates += 1,
-                SessionEvent::Disconnected { reason } => drops.push(reason),
+                SessionEvent::Disconnected { reason } => drops.push(reason.to_string()),
                 _ => {}
             }
         }
