@@ -46,6 +46,12 @@
 //! # Ok(()) }
 //! ```
 
+// The public surface is the `pub use` list below; every module is private,
+// and no lapin type appears in it (messages, properties, errors and events
+// are this crate's own types; lapin's errors are only reachable as
+// `source()` of an `AmqpError`).
+#![warn(unreachable_pub)]
+
 mod conn;
 mod error;
 mod jitter;

@@ -25,12 +25,12 @@ pub enum TokenFailureKind {
 }
 
 impl TokenFailureKind {
-    /// `session_expired`, `credentials_rejected`, `client_rejected`,
+    /// `login_expired`, `credentials_rejected`, `client_rejected`,
     /// `other`: the words `nost-auth` uses for the same verdicts
     /// (`FatalKind::as_str`).
     pub fn as_str(&self) -> &'static str {
         match self {
-            TokenFailureKind::LoginExpired => "session_expired",
+            TokenFailureKind::LoginExpired => "login_expired",
             TokenFailureKind::CredentialsRejected => "credentials_rejected",
             TokenFailureKind::ClientRejected => "client_rejected",
             TokenFailureKind::Other => "other",
@@ -51,7 +51,8 @@ impl std::fmt::Display for TokenFailureKind {
 #[error("the access token can no longer be renewed ({kind}): {error}; {advice}")]
 #[non_exhaustive]
 pub struct TokenFailure {
-    /// Why, typed.
+    /// The kind of verdict: match it to tell "log in again" from "fix the
+    /// credentials".
     pub kind: TokenFailureKind,
     /// What happened, in words (never a secret).
     pub error: String,

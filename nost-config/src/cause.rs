@@ -19,6 +19,7 @@ use std::sync::Arc;
 /// let cause = Cause::new(std::io::Error::other("connection reset"));
 /// assert_eq!(cause.to_string(), "connection reset");
 /// assert!(cause.downcast_ref::<std::io::Error>().is_some());
+/// assert!(cause.find::<std::io::Error>().is_some());
 /// ```
 #[derive(Clone)]
 pub struct Cause(Arc<dyn Error + Send + Sync>);
@@ -34,14 +35,15 @@ impl Cause {
         self.0.downcast_ref::<T>()
     }
 
-    /// Whether the underlying error, or any error in its `source()` chain,
-    /// is a `T`. An [`std::io::Error`] in the chain is looked into (its
-    /// `source()` skips the error it wraps).
-    pub fn chain_has<T: Error + 'static>(&self) -> bool {
+    /// The first error in the chain (the underlying error, then its
+    /// `source()`s) that is a `T`. An [`std::io::Error`] in the chain is
+    /// looked into: its own `source()` skips the error it wraps (rustls
+    /// reports a refused certificate as an I/O error wrapping its own).
+    pub fn find<T: Error + 'static>(&self) -> Option<&T> {
         let mut next: Option<&(dyn Error + 'static)> = Some(&*self.0);
         while let Some(e) = next {
-            if e.is::<T>() {
-                return true;
+            if let Some(t) = e.downcast_ref::<T>() {
+                return Some(t);
             }
             next = match e
                 .downcast_ref::<std::io::Error>()
@@ -51,7 +53,7 @@ impl Cause {
                 None => e.source(),
             };
         }
-        false
+        None
     }
 }
 

@@ -59,7 +59,7 @@ async fn a_rotated_client_secret_is_client_rejected() {
 }
 
 #[tokio::test]
-async fn an_ended_session_of_pre_acquired_tokens_is_session_expired() {
+async fn pre_acquired_tokens_that_run_out_are_login_expired() {
     let kc = emulator().await;
     let (access, refresh) = kc.issue_session("alice", "frontend");
     let mode = AuthMode::PreAcquired {
@@ -73,7 +73,7 @@ async fn an_ended_session_of_pre_acquired_tokens_is_session_expired() {
         .unwrap();
     kc.revoke_sessions();
     let (kind, error) = fatal_within(&tm).await;
-    assert_eq!(kind, FatalKind::SessionExpired, "{error}");
+    assert_eq!(kind, FatalKind::LoginExpired, "{error}");
     assert!(kind.advice().contains("log in again"));
     tm.shut_down().await;
 }

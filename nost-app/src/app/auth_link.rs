@@ -50,7 +50,7 @@ impl nost_amqp::TokenSource for Feed {
 fn failure(kind: nost_auth::FatalKind, error: nost_auth::AuthError) -> nost_amqp::TokenFailure {
     use nost_amqp::TokenFailureKind as K;
     let typed = match kind {
-        nost_auth::FatalKind::SessionExpired => K::LoginExpired,
+        nost_auth::FatalKind::LoginExpired => K::LoginExpired,
         nost_auth::FatalKind::CredentialsRejected => K::CredentialsRejected,
         nost_auth::FatalKind::ClientRejected => K::ClientRejected,
         _ => K::Other,
