@@ -136,7 +136,7 @@ pub enum AmqpError {
     },
     /// A consumer ended without being asked to: cancelled by the broker
     /// (its queue deleted) or failed.
-    #[error("consumer on {queue}: {}", source.as_ref().map_or_else(|| "was cancelled by the broker".to_owned(), |c| c.to_string()))]
+    #[error("consumer on {queue}{}", source.as_ref().map_or_else(|| " was cancelled by the broker".to_owned(), |c| format!(": {c}")))]
     ConsumerLost {
         /// The queue it consumed from.
         queue: String,
