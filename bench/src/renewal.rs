@@ -193,7 +193,7 @@ pub async fn run(
     let events = session_events.lock().map(|l| l.clone()).unwrap_or_default();
     let updates: Vec<Instant> = events
         .iter()
-        .filter(|(_, e)| *e == SessionEvent::SecretUpdated)
+        .filter(|(_, e)| matches!(e, SessionEvent::SecretUpdated))
         .map(|(t, _)| *t)
         .collect();
     let disconnects = events

@@ -1,6 +1,15 @@
 //! What can go wrong talking to RabbitMQ, in words that say what to check.
+//!
+//! Each error that comes from an underlying one (lapin's, an I/O error, the
+//! token source's) keeps it as its `source()`, as a [`Cause`] (lapin's own
+//! types stay inside this crate: reach them, if need be, with
+//! [`Cause::downcast_ref`]).
 
 use std::time::Duration;
+
+use nost_config::Cause;
+
+use crate::token::{TokenError, TokenFailure};
 
 /// An AMQP failure, classified.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -26,6 +35,9 @@ pub enum AmqpError {
         endpoint: String,
         /// The OS error.
         reason: String,
+        /// The client's error.
+        #[source]
+        source: Cause,
     },
     /// The TLS handshake failed, usually certificate verification.
     #[error(
@@ -36,6 +48,10 @@ pub enum AmqpError {
         endpoint: String,
         /// The TLS library's message.
         reason: String,
+        /// The client's (or the CA file's I/O) error; the TLS library's
+        /// error is in its chain when it reported one.
+        #[source]
+        source: Option<Cause>,
     },
     /// Login refused: wrong username/password, or a token the broker rejected.
     #[error("RabbitMQ at {endpoint} refused the login ({reason}); {hint}")]
@@ -46,6 +62,9 @@ pub enum AmqpError {
         reason: String,
         /// What to check for this authentication mode.
         hint: &'static str,
+        /// The client's error.
+        #[source]
+        source: Cause,
     },
     /// 403 on a resource: the credentials lack a permission (or scope).
     #[error(
@@ -56,12 +75,18 @@ pub enum AmqpError {
         reason: String,
         /// The virtual host.
         vhost: String,
+        /// The client's error.
+        #[source]
+        source: Cause,
     },
     /// 404: a queue or exchange does not exist.
     #[error("not found: {reason}")]
     NotFound {
         /// The broker's text, naming the resource.
         reason: String,
+        /// The client's error.
+        #[source]
+        source: Cause,
     },
     /// 406: a declaration differs from what already exists.
     #[error(
@@ -70,12 +95,54 @@ pub enum AmqpError {
     PreconditionFailed {
         /// The broker's text, naming the resource.
         reason: String,
+        /// The client's error.
+        #[source]
+        source: Cause,
     },
     /// The broker refused a new token on `update-secret`.
     #[error("RabbitMQ refused the renewed token ({reason}); reconnecting with the current token")]
     SecretRefused {
         /// The broker's text.
         reason: String,
+        /// The client's error.
+        #[source]
+        source: Cause,
+    },
+    /// `update-secret` got no answer in time.
+    #[error("update-secret got no answer within {} s", timeout.as_secs())]
+    SecretUpdateTimeout {
+        /// How long it was waited for.
+        timeout: Duration,
+    },
+    /// The connection (or, on a shared connection, this session's channels)
+    /// went away: closed by the broker, an I/O failure, a missed heartbeat.
+    #[error("{reason}")]
+    ConnectionLost {
+        /// What was reported.
+        reason: String,
+        /// The client's error, when it reported one.
+        #[source]
+        source: Option<Cause>,
+    },
+    /// The broker kept the connection blocked (a resource alarm) longer
+    /// than `servers.rabbitmq.blocked_connection_timeout`.
+    #[error(
+        "the broker kept the connection blocked longer than servers.rabbitmq.blocked_connection_timeout ({} s)",
+        timeout.as_secs()
+    )]
+    BlockedTooLong {
+        /// `blocked_connection_timeout`.
+        timeout: Duration,
+    },
+    /// A consumer ended without being asked to: cancelled by the broker
+    /// (its queue deleted) or failed.
+    #[error("consumer on {queue}{}", source.as_ref().map_or_else(|| " was cancelled by the broker".to_owned(), |c| format!(": {c}")))]
+    ConsumerLost {
+        /// The queue it consumed from.
+        queue: String,
+        /// The client's error, when it reported one.
+        #[source]
+        source: Option<Cause>,
     },
     /// The outgoing buffer is full while disconnected.
     #[error(
@@ -108,17 +175,48 @@ pub enum AmqpError {
         /// What is missing, e.g. "no connection within 5 s".
         reason: String,
     },
-    /// The token source failed to provide a token.
-    #[error("no access token for RabbitMQ: {0}")]
-    Token(String),
-    /// The token source can never give a token again (session over,
+    /// The token source has no token now (the identity provider is down or
+    /// unreachable); connecting is tried again.
+    #[error("no access token for RabbitMQ: {source}")]
+    TokenUnavailable {
+        /// The token source's error (with `nost-app`, a
+        /// `nost_auth::AuthError`: [`Cause::downcast_ref`]).
+        #[source]
+        source: Cause,
+    },
+    /// The token source gave no token within `connection_timeout`.
+    #[error(
+        "no access token for RabbitMQ: the token source gave no token within {} s (servers.rabbitmq.connection_timeout)",
+        timeout.as_secs()
+    )]
+    TokenTimeout {
+        /// `connection_timeout`.
+        timeout: Duration,
+    },
+    /// The token source can never give a token again (the login is over,
     /// credentials or client refused): the session stopped reconnecting and
-    /// refuses new messages.
-    #[error("{0}")]
-    TokenFailed(crate::token::TokenFailure),
+    /// refuses new messages. Match [`TokenFailure::kind`] to tell "log in
+    /// again" from "fix the credentials".
+    #[error(transparent)]
+    TokenFailed(TokenFailure),
     /// Anything else the broker or client reported.
-    #[error("AMQP error: {0}")]
-    Other(String),
+    #[error("AMQP error: {reason}")]
+    Other {
+        /// What was reported.
+        reason: String,
+        /// The client's error.
+        #[source]
+        source: Cause,
+    },
+}
+
+impl From<TokenError> for AmqpError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Unavailable(source) => AmqpError::TokenUnavailable { source },
+            TokenError::Failed(f) => AmqpError::TokenFailed(f),
+        }
+    }
 }
 
 /// One message the broker would not take, and why.
@@ -193,38 +291,63 @@ impl AmqpError {
         token_mode: bool,
     ) -> Self {
         use lapin::ErrorKind as K;
+        let source = Cause::new(e.clone());
         match e.kind() {
-            K::ProtocolError(amqp) => {
-                let code = amqp.get_id();
-                let reason = amqp.get_message().to_string();
-                classify_reply(code, reason, endpoint, vhost, token_mode)
-            }
-            K::IOError(io) => {
-                let reason = io.to_string();
-                let lower = reason.to_ascii_lowercase();
-                if lower.contains("certificate")
-                    || lower.contains("tls")
-                    || lower.contains("handshake")
-                {
-                    AmqpError::Tls {
-                        endpoint: endpoint.to_owned(),
-                        reason,
-                    }
-                } else {
-                    AmqpError::Unreachable {
-                        endpoint: endpoint.to_owned(),
-                        reason,
-                    }
+            K::ProtocolError(amqp) => classify_reply(amqp, source, endpoint, vhost, token_mode),
+            K::IOError(io) if is_tls_failure(io) => AmqpError::Tls {
+                endpoint: endpoint.to_owned(),
+                reason: io.to_string(),
+                source: Some(source),
+            },
+            K::IOError(io) => AmqpError::Unreachable {
+                endpoint: endpoint.to_owned(),
+                reason: io.to_string(),
+                source,
+            },
+            _ => AmqpError::Other {
+                reason: e.to_string(),
+                source,
+            },
+        }
+    }
+
+    /// A lapin error of a connection handshake over TLS: rustls aborts a
+    /// handshake with an untrusted certificate and the transport may only
+    /// report the broken socket, so on a TLS connection anything but a
+    /// refused TCP connect is a TLS failure.
+    pub(crate) fn from_handshake(e: &lapin::Error, s: &crate::settings::ConnectSettings) -> Self {
+        match AmqpError::from_lapin(e, &s.endpoint(), &s.rabbitmq.virtual_host, s.uses_token()) {
+            AmqpError::Unreachable {
+                endpoint,
+                reason,
+                source,
+            } if s.rabbitmq.tls
+                && !matches!(e.kind(), lapin::ErrorKind::IOError(io) if io.kind() == std::io::ErrorKind::ConnectionRefused) =>
+            {
+                AmqpError::Tls {
+                    endpoint,
+                    reason,
+                    source: Some(source),
                 }
             }
-            _ => {
-                let text = e.to_string();
-                if text.contains("ACCESS_REFUSED") || text.contains("403") {
-                    classify_reply(403, text, endpoint, vhost, token_mode)
-                } else {
-                    AmqpError::Other(text)
+            other => other,
+        }
+    }
+
+    /// An error of `connection.update-secret`: the broker refusing the
+    /// token (NOT_ALLOWED) is [`AmqpError::SecretRefused`].
+    pub(crate) fn from_update_secret(e: &lapin::Error, endpoint: &str, vhost: &str) -> Self {
+        use lapin::protocol::{AMQPErrorKind, AMQPHardError};
+        match e.kind() {
+            lapin::ErrorKind::ProtocolError(amqp)
+                if matches!(amqp.kind(), AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED)) =>
+            {
+                AmqpError::SecretRefused {
+                    reason: amqp.get_message().to_string(),
+                    source: Cause::new(e.clone()),
                 }
             }
+            _ => AmqpError::from_lapin(e, endpoint, vhost, true),
         }
     }
 
@@ -239,31 +362,157 @@ impl AmqpError {
     }
 }
 
+/// Whether an I/O error of the transport is a TLS failure: the TLS
+/// library's error in its chain (rustls reports a failed handshake as an
+/// I/O error wrapping `rustls::Error`), or the TLS connector's words for a
+/// trust store it could not use (it gives those as text only, with no type
+/// to match: "Could not load any valid certificates", no crypto provider).
+fn is_tls_failure(io: &std::io::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = io
+        .get_ref()
+        .map(|e| e as &(dyn std::error::Error + 'static));
+    while let Some(e) = next {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        next = e.source();
+    }
+    let lower = io.to_string().to_ascii_lowercase();
+    lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+}
+
 fn classify_reply(
-    code: u16,
-    reason: String,
+    amqp: &lapin::protocol::AMQPError,
+    source: Cause,
     endpoint: &str,
     vhost: &str,
     token_mode: bool,
 ) -> AmqpError {
-    let login = reason.contains("Login was refused") || reason.contains("authentication mechanism");
-    match code {
-        403 if login => AmqpError::LoginRefused {
-            endpoint: endpoint.to_owned(),
-            reason,
-            hint: if token_mode {
-                "the broker rejected the token: check that it is not expired, that its audience includes the broker's resource server id (e.g. rabbitmq) and that it is signed by a key the broker trusts"
-            } else {
-                "check USERNAME and PASSWORD, and that the user may log in to this virtual host"
-            },
-        },
-        403 => AmqpError::AccessRefused {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    let reason = amqp.get_message().to_string();
+    match amqp.kind() {
+        // RabbitMQ answers a refused login and a refused resource with the
+        // same ACCESS_REFUSED; only its text tells them apart.
+        AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED)
+            if reason.contains("Login was refused")
+                || reason.contains("authentication mechanism") =>
+        {
+            AmqpError::LoginRefused {
+                endpoint: endpoint.to_owned(),
+                reason,
+                hint: if token_mode {
+                    "the broker rejected the token: check that it is not expired, that its audience includes the broker's resource server id (e.g. rabbitmq) and that it is signed by a key the broker trusts"
+                } else {
+                    "check USERNAME and PASSWORD, and that the user may log in to this virtual host"
+                },
+                source,
+            }
+        }
+        AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) => AmqpError::AccessRefused {
             reason,
             vhost: vhost.to_owned(),
+            source,
         },
-        404 => AmqpError::NotFound { reason },
-        406 => AmqpError::PreconditionFailed { reason },
-        530 if reason.contains("secret") => AmqpError::SecretRefused { reason },
-        _ => AmqpError::Other(format!("{code} {reason}")),
+        AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) => AmqpError::NotFound { reason, source },
+        AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED) => {
+            AmqpError::PreconditionFailed { reason, source }
+        }
+        _ => AmqpError::Other {
+            reason: format!("{} {reason}", amqp.get_id()),
+            source,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lapin::protocol::AMQPError;
+    use std::error::Error as _;
+
+    fn reply(code: u16, text: &str) -> lapin::Error {
+        let amqp = AMQPError::from_id(code, text.into());
+        lapin::ErrorKind::ProtocolError(amqp.unwrap_or_else(|| unreachable!("{code}"))).into()
+    }
+
+    fn classify(e: &lapin::Error) -> AmqpError {
+        AmqpError::from_lapin(e, "h:5671", "/", false)
+    }
+
+    #[test]
+    fn broker_replies_are_classified_by_their_code() {
+        let e = classify(&reply(
+            403,
+            "ACCESS_REFUSED - write access to exchange 'x' in vhost '/' refused",
+        ));
+        assert!(matches!(e, AmqpError::AccessRefused { .. }), "{e:?}");
+        let e = classify(&reply(
+            403,
+            "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN",
+        ));
+        assert!(matches!(e, AmqpError::LoginRefused { .. }), "{e:?}");
+        let e = classify(&reply(404, "NOT_FOUND - no queue 'q'"));
+        assert!(matches!(e, AmqpError::NotFound { .. }), "{e:?}");
+        let e = classify(&reply(406, "PRECONDITION_FAILED - inequivalent arg"));
+        assert!(matches!(e, AmqpError::PreconditionFailed { .. }), "{e:?}");
+        let e = classify(&reply(320, "CONNECTION_FORCED - closed via management"));
+        assert!(matches!(e, AmqpError::Other { .. }), "{e:?}");
+        assert!(e.to_string().contains("320 CONNECTION_FORCED"), "{e}");
+        // The client's error is the source.
+        assert!(
+            e.source()
+                .is_some_and(|s| s.to_string().contains("CONNECTION_FORCED"))
+        );
+    }
+
+    #[test]
+    fn a_refused_update_secret_is_typed_and_other_errors_are_not() {
+        let e = AmqpError::from_update_secret(
+            &reply(530, "NOT_ALLOWED - new secret rejected"),
+            "h:5671",
+            "/",
+        );
+        assert!(matches!(e, AmqpError::SecretRefused { .. }), "{e:?}");
+        let e = AmqpError::from_update_secret(&reply(404, "NOT_FOUND - x"), "h:5671", "/");
+        assert!(matches!(e, AmqpError::NotFound { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_rustls_error_in_the_chain_is_a_tls_failure_and_a_refused_connect_is_not() {
+        let bad_cert = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, bad_cert);
+        let e = classify(&lapin::Error::from(io));
+        let AmqpError::Tls { source, .. } = &e else {
+            panic!("{e:?}")
+        };
+        let found = source.as_ref().and_then(|c| c.find::<rustls::Error>());
+        assert!(
+            matches!(found, Some(rustls::Error::InvalidCertificate(_))),
+            "{e:?}"
+        );
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let e = classify(&lapin::Error::from(refused));
+        assert!(matches!(e, AmqpError::Unreachable { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_token_error_keeps_its_kind_across_the_seam() {
+        let fatal = crate::TokenFailure::new(
+            crate::TokenFailureKind::LoginExpired,
+            "the session ended",
+            "log in again",
+        );
+        let e = AmqpError::from(TokenError::Failed(fatal));
+        assert!(matches!(
+            &e,
+            AmqpError::TokenFailed(f) if f.kind == crate::TokenFailureKind::LoginExpired
+        ));
+        let down = std::io::Error::other("Keycloak is unavailable (HTTP 503)");
+        let e = AmqpError::from(TokenError::unavailable(down));
+        let AmqpError::TokenUnavailable { source } = &e else {
+            panic!("{e:?}")
+        };
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
+        assert!(e.to_string().contains("HTTP 503"), "{e}");
     }
 }

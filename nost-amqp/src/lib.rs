@@ -46,6 +46,13 @@
 //! # Ok(()) }
 //! ```
 
+// The public surface is the `pub use` list below; every module is private,
+// and no lapin type appears in it (messages, properties, errors and events
+// are this crate's own types; lapin's errors are only reachable as
+// `source()` of an `AmqpError`).
+#![warn(unreachable_pub)]
+
+mod conn;
 mod error;
 mod jitter;
 mod message;
@@ -61,4 +68,4 @@ pub use outbox::Confirm;
 pub use session::{MAX_NACK_RETRIES, Session, SessionEvent, Subscription};
 pub use settings::{BindingSpec, ConnectSettings, ExchangeSpec, Login, QueueSpec};
 pub use shared::SharedConnection;
-pub use token::{TokenFailure, TokenSource};
+pub use token::{TokenError, TokenFailure, TokenFailureKind, TokenSource};

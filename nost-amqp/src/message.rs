@@ -160,33 +160,33 @@ fn table(t: &FieldTable) -> BTreeMap<String, HeaderValue> {
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Properties {
-    /// `content_type`.
+    /// The body's MIME type (`content_type`), e.g. `application/json`.
     pub content_type: Option<String>,
-    /// `content_encoding`.
+    /// The body's encoding (`content_encoding`), e.g. `gzip`.
     pub content_encoding: Option<String>,
     /// Application headers.
     pub headers: BTreeMap<String, HeaderValue>,
     /// 1 transient, 2 persistent.
     pub delivery_mode: Option<u8>,
-    /// `priority`.
+    /// `priority`, 0–9 (honoured by priority queues only).
     pub priority: Option<u8>,
-    /// `correlation_id`.
+    /// `correlation_id`: ties a reply to its request.
     pub correlation_id: Option<String>,
-    /// `reply_to`.
+    /// `reply_to`: where a reply is expected (a queue name).
     pub reply_to: Option<String>,
     /// `expiration` (milliseconds, as text).
     pub expiration: Option<String>,
-    /// `message_id`.
+    /// `message_id`: with [`Delivery::redelivered`], spots duplicates.
     pub message_id: Option<String>,
     /// `timestamp`, seconds since the epoch.
     pub timestamp: Option<u64>,
-    /// `type`.
+    /// `type`: the application's name for the kind of message.
     pub message_type: Option<String>,
     /// `user_id` (the broker checks it against the login).
     pub user_id: Option<String>,
-    /// `app_id`.
+    /// `app_id`: the publishing application, as it names itself.
     pub app_id: Option<String>,
-    /// `cluster_id`.
+    /// `cluster_id` (deprecated in AMQP 0-9-1; passed through).
     pub cluster_id: Option<String>,
 }
 
@@ -248,7 +248,10 @@ impl Delivery {
             .ack(BasicAckOptions { multiple: false })
             .await
             .map(|_| ())
-            .map_err(|e| crate::AmqpError::Other(e.to_string()))
+            .map_err(|e| crate::AmqpError::Other {
+                reason: e.to_string(),
+                source: nost_config::Cause::new(e),
+            })
     }
 
     /// Reject it; `requeue: false` drops (or dead-letters) it, which is what
@@ -258,6 +261,9 @@ impl Delivery {
             .reject(BasicRejectOptions { requeue })
             .await
             .map(|_| ())
-            .map_err(|e| crate::AmqpError::Other(e.to_string()))
+            .map_err(|e| crate::AmqpError::Other {
+                reason: e.to_string(),
+                source: nost_config::Cause::new(e),
+            })
     }
 }

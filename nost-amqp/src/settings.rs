@@ -204,6 +204,7 @@ impl ConnectSettings {
             Some(path) => std::fs::read_to_string(path).map_err(|e| AmqpError::Tls {
                 endpoint: self.endpoint(),
                 reason: format!("cannot read servers.rabbitmq.tls_ca_cert {path}: {e}"),
+                source: Some(nost_config::Cause::new(e)),
             })?,
             None => system_roots_pem(),
         };

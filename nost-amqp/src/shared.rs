@@ -13,8 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::Connect;
-use nost_config::{ExposeSecret, SecretString};
+use nost_config::ExposeSecret;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -35,7 +34,7 @@ pub(crate) struct SharedInner {
     pub(crate) settings: ConnectSettings,
     pub(crate) live: watch::Sender<Option<SharedLive>>,
     events: broadcast::Sender<SessionEvent>,
-    broken: mpsc::UnboundedSender<(u64, String)>,
+    broken: mpsc::UnboundedSender<(u64, AmqpError)>,
     pub(crate) cancel: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -128,30 +127,19 @@ impl SharedConnection {
 
     /// The connection up now; waits up to `wait` for one.
     pub(crate) async fn current(&self, wait: Duration) -> Result<SharedLive, AmqpError> {
-        let mut rx = self.inner.live.subscribe();
-        let res = tokio::time::timeout(wait, async {
-            loop {
-                if let Some(l) = rx
-                    .borrow_and_update()
-                    .clone()
-                    .filter(|l| l.conn.status().connected())
-                {
-                    return Ok(l);
-                }
-                if self.inner.cancel.is_cancelled() || rx.changed().await.is_err() {
-                    return Err(AmqpError::Shutdown);
-                }
-            }
-        })
-        .await;
-        res.unwrap_or_else(|_| {
-            Err(AmqpError::NotConnected {
-                reason: format!(
+        crate::conn::wait_until_up(
+            &self.inner.live,
+            &self.inner.cancel,
+            wait,
+            |l| l.conn.status().connected(),
+            |wait| {
+                format!(
                     "the shared connection was not up within {} s",
                     wait.as_secs()
-                ),
-            })
-        })
+                )
+            },
+        )
+        .await
     }
 
     /// Close the connection; it is not reopened. Shut the sessions that
@@ -176,49 +164,19 @@ impl SharedConnection {
     }
 }
 
-fn err_of(s: &ConnectSettings, e: &lapin::Error) -> AmqpError {
-    AmqpError::from_lapin(e, &s.endpoint(), &s.rabbitmq.virtual_host, s.uses_token())
-}
-
-/// The token to log in with now (none in basic mode).
-async fn password(s: &ConnectSettings) -> Result<(SecretString, bool), AmqpError> {
-    match &s.login {
-        Login::Password { password, .. } => Ok((password.clone(), false)),
-        Login::Token(src) => Ok((src.fresh().await.map_err(AmqpError::Token)?, true)),
-    }
-}
-
 /// Open a bare connection (as a session's does, without channels), bounded
 /// by `connection_timeout`. A token renewed while it opened is pushed at
 /// once.
 async fn dial(s: &ConnectSettings) -> Result<lapin::Connection, AmqpError> {
-    let (password, token) = password(s).await?;
-    let uri = s.uri(&password)?;
-    let tls = s.tls_config()?;
-    let rt = lapin::runtime::default_runtime().map_err(|e| err_of(s, &e))?;
-    let timeout = s.connection_timeout();
-    let conn = tokio::time::timeout(timeout, uri.connect_with_config(s.properties(), tls, rt))
-        .await
-        .map_err(|_| AmqpError::ConnectTimeout {
-            endpoint: s.endpoint(),
-            timeout,
-        })?
-        .map_err(|e| match err_of(s, &e) {
-            AmqpError::Unreachable { endpoint, reason }
-                if s.rabbitmq.tls && !reason.to_ascii_lowercase().contains("refused") =>
-            {
-                AmqpError::Tls { endpoint, reason }
-            }
-            other => other,
-        })?;
-    if let (true, Login::Token(src)) = (token, &s.login) {
+    let password = match &s.login {
+        Login::Password { password, .. } => password.clone(),
+        Login::Token(src) => src.fresh().await?,
+    };
+    let conn = crate::conn::handshake(s, &password).await?;
+    if let Login::Token(src) = &s.login {
         let now = src.subscribe().borrow().clone();
         if now.expose_secret() != password.expose_secret() {
-            let _ = tokio::time::timeout(
-                Duration::from_secs(10),
-                conn.update_secret(now.expose_secret().into(), "secret".into()),
-            )
-            .await;
+            let _ = crate::conn::push_secret(&conn, &now, s).await;
         }
     }
     Ok(conn)
@@ -238,7 +196,13 @@ fn watch_connection(inner: &Arc<SharedInner>, conn: &lapin::Connection, generati
                     if is_channel_error(&e) && status.connected() {
                         continue;
                     }
-                    let _ = broken.send((generation, e.to_string()));
+                    let _ = broken.send((
+                        generation,
+                        AmqpError::ConnectionLost {
+                            reason: e.to_string(),
+                            source: Some(nost_config::Cause::new(e)),
+                        },
+                    ));
                     return;
                 }
                 lapin::Event::ConnectionBlocked(reason) => {
@@ -269,15 +233,8 @@ fn gave_up(inner: &SharedInner) -> bool {
 }
 
 /// Reconnects after a loss and pushes renewed tokens, once per renewal.
-async fn supervise(inner: Arc<SharedInner>, mut broken: mpsc::UnboundedReceiver<(u64, String)>) {
-    let mut tokens = match &inner.settings.login {
-        Login::Token(src) => {
-            let mut rx = src.subscribe();
-            rx.borrow_and_update();
-            Some(rx)
-        }
-        Login::Password { .. } => None,
-    };
+async fn supervise(inner: Arc<SharedInner>, mut broken: mpsc::UnboundedReceiver<(u64, AmqpError)>) {
+    let mut tokens = crate::conn::token_feed(&inner.settings.login);
     let mut generation = 1u64;
     loop {
         let reason = tokio::select! {
@@ -287,35 +244,13 @@ async fn supervise(inner: Arc<SharedInner>, mut broken: mpsc::UnboundedReceiver<
                 Some(_) => continue,
                 None => return,
             },
-            changed = async {
-                match tokens.as_mut() {
-                    Some(rx) => rx.changed().await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                if changed.is_err() {
-                    tokens = None;
-                    continue;
-                }
-                let token = tokens.as_mut().map(|rx| rx.borrow_and_update().clone());
+            token = crate::conn::renewed(&mut tokens) => {
                 let live = inner.live.borrow().clone();
-                let (Some(token), Some(live)) = (token, live) else { continue };
-                let res = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    live.conn.update_secret(token.expose_secret().into(), "secret".into()),
-                ).await;
-                let error = match res {
-                    Ok(Ok(())) => {
-                        tracing::info!(target: "nost_amqp", "renewed token sent to RabbitMQ on the shared connection (update-secret)");
-                        let _ = inner.events.send(SessionEvent::SecretUpdated);
-                        continue;
-                    }
-                    Ok(Err(e)) => err_of(&inner.settings, &e).to_string(),
-                    Err(_) => "update-secret got no answer within 10 s".to_owned(),
-                };
-                tracing::warn!(target: "nost_amqp", %error, "update-secret failed on the shared connection; reconnecting with the current token");
-                let _ = inner.events.send(SessionEvent::SecretUpdateFailed { error: error.clone() });
-                error
+                let Some(live) = live else { continue };
+                match crate::conn::push_renewed(&live.conn, &token, &inner.settings, &inner.events, "shared").await {
+                    Ok(()) => continue,
+                    Err(error) => error,
+                }
             }
         };
         if let Some(old) = inner.live.send_replace(None) {
@@ -366,7 +301,7 @@ async fn supervise(inner: Arc<SharedInner>, mut broken: mpsc::UnboundedReceiver<
                     tracing::warn!(target: "nost_amqp", attempt, error = %e, retry_in_s = delay.as_secs_f64(), "reconnecting the shared connection failed");
                     let _ = inner.events.send(SessionEvent::ReconnectFailed {
                         attempt,
-                        error: e.to_string(),
+                        error: e,
                         retry_in: delay,
                     });
                 }

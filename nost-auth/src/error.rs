@@ -6,15 +6,18 @@
 
 use std::fmt;
 
+use nost_config::Cause;
+
 /// Why Keycloak no longer accepts a refresh token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum InactiveReason {
     /// `Token is not active`: the refresh token has expired.
     TokenNotActive,
-    /// `Session not active`: the SSO session ended.
+    /// `Session not active`: Keycloak's SSO session (the user's login)
+    /// ended. The variants are named after Keycloak's own words.
     SessionNotActive,
-    /// `Client session not active`.
+    /// `Client session not active`: Keycloak's session of this client ended.
     ClientSessionNotActive,
     /// `Stale token`: issued before a revocation (not-before policy).
     StaleToken,
@@ -75,6 +78,9 @@ pub enum AuthError {
     OtpPrompt {
         /// What went wrong (no input is ever echoed here).
         detail: String,
+        /// The terminal's error.
+        #[source]
+        source: Option<Cause>,
     },
     /// `invalid_grant` / `Account disabled`.
     #[error("the Keycloak account is disabled: ask the realm administrator to enable it")]
@@ -108,16 +114,16 @@ pub enum AuthError {
         /// `CLIENT_ID`.
         client_id: String,
     },
-    /// A refresh was refused because the session or the refresh token is over.
+    /// A refresh was refused because the login or the refresh token is over.
     #[error("Keycloak no longer accepts the refresh token: {reason}")]
-    SessionNotActive {
+    RefreshTokenInactive {
         /// Which answer Keycloak gave.
         reason: InactiveReason,
     },
-    /// The session cannot be renewed without the user (pre-acquired tokens,
+    /// The login cannot be renewed without the user (pre-acquired tokens,
     /// or a user account that needed an OTP).
-    #[error("the Keycloak session has expired{}: {hint}", reason.map(|r| format!(" ({r})")).unwrap_or_default())]
-    SessionExpired {
+    #[error("the Keycloak login has expired{}: {hint}", reason.map(|r| format!(" ({r})")).unwrap_or_default())]
+    LoginExpired {
         /// Keycloak's refusal of the last refresh, if that is how it ended.
         reason: Option<InactiveReason>,
         /// What the user should do.
@@ -136,8 +142,11 @@ pub enum AuthError {
     Transport {
         /// The token endpoint.
         url: String,
-        /// The underlying error.
+        /// The innermost error's words.
         detail: String,
+        /// The HTTP client's error.
+        #[source]
+        source: Option<Cause>,
     },
     /// Keycloak's TLS certificate was not accepted.
     #[error(
@@ -148,6 +157,10 @@ pub enum AuthError {
         url: String,
         /// The verifier's complaint.
         detail: String,
+        /// The HTTP client's error (the TLS library's refusal is in its
+        /// chain: [`Cause::find`]).
+        #[source]
+        source: Option<Cause>,
     },
     /// `servers.keycloak.tls_ca_cert` cannot be used.
     #[error(
@@ -158,6 +171,9 @@ pub enum AuthError {
         path: String,
         /// What is wrong with it.
         detail: String,
+        /// The error reading or parsing it, if there was one.
+        #[source]
+        source: Option<Cause>,
     },
     /// An answer that is not what Keycloak sends.
     #[error(
@@ -197,6 +213,9 @@ pub enum AuthError {
     Client {
         /// The reason.
         detail: String,
+        /// The HTTP client's error.
+        #[source]
+        source: Option<Cause>,
     },
     /// The token manager was shut down.
     #[error("the token manager has been shut down")]
@@ -225,8 +244,8 @@ impl AuthError {
     }
 
     /// Whether Keycloak refused a refresh token that can never work again.
-    pub fn is_session_inactive(&self) -> bool {
-        matches!(self, AuthError::SessionNotActive { .. })
+    pub fn is_refresh_token_inactive(&self) -> bool {
+        matches!(self, AuthError::RefreshTokenInactive { .. })
     }
 
     /// Why renewal can no longer succeed, when it cannot; `None` for a
@@ -238,8 +257,8 @@ impl AuthError {
         }
         Some(match self {
             AuthError::ShutDown => return None,
-            AuthError::SessionExpired { .. } | AuthError::SessionNotActive { .. } => {
-                FatalKind::SessionExpired
+            AuthError::LoginExpired { .. } | AuthError::RefreshTokenInactive { .. } => {
+                FatalKind::LoginExpired
             }
             AuthError::InvalidCredentials { .. }
             | AuthError::OtpRequired
@@ -254,15 +273,15 @@ impl AuthError {
     }
 }
 
-/// Why a Keycloak session can no longer be renewed (see
+/// Why a Keycloak login can no longer be renewed (see
 /// [`AuthError::fatal_kind`]): the application cannot go on without the
 /// user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FatalKind {
-    /// The session is over (SSO session maximum reached, logout, revoked or
-    /// expired refresh token, pre-acquired tokens that ran out).
-    SessionExpired,
+    /// The login is over (Keycloak's SSO session maximum reached, logout,
+    /// revoked or expired refresh token, pre-acquired tokens that ran out).
+    LoginExpired,
     /// Keycloak refuses the user's credentials (password changed, account
     /// disabled, an OTP needed).
     CredentialsRejected,
@@ -274,10 +293,10 @@ pub enum FatalKind {
 }
 
 impl FatalKind {
-    /// `session_expired`, `credentials_rejected`, `client_rejected`, `other`.
+    /// `login_expired`, `credentials_rejected`, `client_rejected`, `other`.
     pub fn as_str(&self) -> &'static str {
         match self {
-            FatalKind::SessionExpired => "session_expired",
+            FatalKind::LoginExpired => "login_expired",
             FatalKind::CredentialsRejected => "credentials_rejected",
             FatalKind::ClientRejected => "client_rejected",
             FatalKind::Other => "other",
@@ -287,7 +306,7 @@ impl FatalKind {
     /// What the user has to do.
     pub fn advice(&self) -> &'static str {
         match self {
-            FatalKind::SessionExpired => {
+            FatalKind::LoginExpired => {
                 "log in again (start the application again; with pre-acquired tokens, obtain fresh ones from the user's login)"
             }
             FatalKind::CredentialsRejected => {
@@ -358,7 +377,7 @@ pub(crate) fn classify(error: &str, description: &str, status: u16, req: Request
         None
     };
     if let Some(reason) = inactive {
-        return AuthError::SessionNotActive { reason };
+        return AuthError::RefreshTokenInactive { reason };
     }
     if d.contains("account disabled") {
         return AuthError::AccountDisabled;
@@ -384,7 +403,7 @@ pub(crate) fn classify(error: &str, description: &str, status: u16, req: Request
     }
     if e == "invalid_grant" {
         if req.refresh_grant {
-            return AuthError::SessionNotActive {
+            return AuthError::RefreshTokenInactive {
                 reason: InactiveReason::Rejected,
             };
         }
@@ -437,7 +456,7 @@ mod tests {
         );
         assert_eq!(
             e,
-            AuthError::SessionNotActive {
+            AuthError::RefreshTokenInactive {
                 reason: InactiveReason::UnmatchingClients
             }
         );
@@ -449,7 +468,7 @@ mod tests {
         );
         assert_eq!(
             e,
-            AuthError::SessionNotActive {
+            AuthError::RefreshTokenInactive {
                 reason: InactiveReason::ClientSessionNotActive
             }
         );

@@ -52,20 +52,20 @@ pub enum AuthEvent {
         /// What went wrong.
         error: AuthError,
     },
-    /// The session is over and cannot be renewed without the user; the
+    /// The login is over and cannot be renewed without the user; the
     /// refresher stopped.
-    SessionExpired {
-        /// Why ([`AuthError::SessionExpired`]).
+    LoginExpired {
+        /// Why ([`AuthError::LoginExpired`]).
         error: AuthError,
     },
 }
 
 impl AuthEvent {
     /// For the events that stop the refresher ([`AuthEvent::Failed`],
-    /// [`AuthEvent::SessionExpired`]): why, typed, and the error.
+    /// [`AuthEvent::LoginExpired`]): why, typed, and the error.
     pub fn fatal(&self) -> Option<(FatalKind, &AuthError)> {
         match self {
-            AuthEvent::Failed { error } | AuthEvent::SessionExpired { error } => {
+            AuthEvent::Failed { error } | AuthEvent::LoginExpired { error } => {
                 Some((error.fatal_kind().unwrap_or(FatalKind::Other), error))
             }
             _ => None,

@@ -5,12 +5,12 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use nost_config::{AuthMode, KeycloakConfig};
+use nost_config::{AuthMode, Cause, KeycloakConfig};
 use secrecy::SecretString;
 
 use crate::error::{AuthError, Request, classify};
 use crate::grant::{ClientAuth, Grant};
-use crate::source::TokenSource;
+use crate::issuer::TokenIssuer;
 use crate::token::{TokenSet, jwt_remaining, seconds};
 
 /// How the source obtains a first token.
@@ -30,23 +30,23 @@ enum Creds {
 /// CA bundle is the *only* trust anchor; otherwise the built-in (webpki)
 /// roots are used.
 #[derive(Clone)]
-pub struct KeycloakSource {
+pub struct KeycloakIssuer {
     http: reqwest::Client,
     url: String,
     client: ClientAuth,
     creds: Creds,
 }
 
-impl fmt::Debug for KeycloakSource {
+impl fmt::Debug for KeycloakIssuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeycloakSource")
+        f.debug_struct("KeycloakIssuer")
             .field("url", &self.url)
             .field("client_id", &self.client.id)
             .finish_non_exhaustive()
     }
 }
 
-impl KeycloakSource {
+impl KeycloakIssuer {
     /// The token endpoint of `keycloak` with the credentials of `mode`
     /// (not [`AuthMode::Basic`], which has no tokens). `timeout` bounds each
     /// HTTP request.
@@ -93,7 +93,7 @@ impl KeycloakSource {
                 "Keycloak is reached over plain http to a host that is not this machine: credentials and tokens travel unencrypted; set servers.keycloak.tls: true unless this network is trusted"
             );
         }
-        Ok(KeycloakSource {
+        Ok(KeycloakIssuer {
             http: http_client(keycloak, timeout)?,
             url,
             client,
@@ -121,7 +121,7 @@ impl KeycloakSource {
             .form(&grant.form(&self.client))
             .send()
             .await
-            .map_err(|e| transport_error(&self.url, &e))?;
+            .map_err(|e| transport_error(&self.url, e))?;
         let status = response.status().as_u16();
         let body = read_limited(response, MAX_RESPONSE_BYTES)
             .await
@@ -130,7 +130,7 @@ impl KeycloakSource {
                     status,
                     limit: MAX_RESPONSE_BYTES,
                 },
-                Limited::Http(e) => transport_error(&self.url, &e),
+                Limited::Http(e) => transport_error(&self.url, e),
             })?;
         let result = parse_response(status, &body, req);
         if let Err(e) = &result {
@@ -141,7 +141,7 @@ impl KeycloakSource {
 }
 
 #[async_trait]
-impl TokenSource for KeycloakSource {
+impl TokenIssuer for KeycloakIssuer {
     async fn obtain(&self, otp: Option<SecretString>) -> Result<TokenSet, AuthError> {
         match &self.creds {
             Creds::Service => self.exchange(Grant::ClientCredentials).await,
@@ -153,7 +153,7 @@ impl TokenSource for KeycloakSource {
                 })
                 .await
             }
-            Creds::PreAcquired => Err(AuthError::SessionExpired {
+            Creds::PreAcquired => Err(AuthError::LoginExpired {
                 reason: None,
                 hint: PRE_ACQUIRED_HINT,
             }),
@@ -193,7 +193,7 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<V
     Ok(body)
 }
 
-/// What a pre-acquired session's user must do when it ends.
+/// What the user of pre-acquired tokens must do when they run out.
 pub(crate) const PRE_ACQUIRED_HINT: &str = "pre-acquired tokens cannot be renewed without the user; obtain fresh tokens from the user's login and start again";
 
 fn http_client(keycloak: &KeycloakConfig, timeout: Duration) -> Result<reqwest::Client, AuthError> {
@@ -204,15 +204,19 @@ fn http_client(keycloak: &KeycloakConfig, timeout: Duration) -> Result<reqwest::
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("nost-auth/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = &keycloak.tls_ca_cert {
-        let ca_error = |detail: String| AuthError::CaCert {
+        let ca_error = |detail: String, source: Option<Cause>| AuthError::CaCert {
             path: path.clone(),
             detail,
+            source,
         };
-        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string(), Some(Cause::new(e))))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|_| ca_error("not a PEM certificate bundle".into()))?;
+            .map_err(|e| ca_error("not a PEM certificate bundle".into(), Some(Cause::new(e))))?;
         if certs.is_empty() {
-            return Err(ca_error("no PEM certificate found in the file".into()));
+            return Err(ca_error(
+                "no PEM certificate found in the file".into(),
+                None,
+            ));
         }
         builder = builder.tls_built_in_root_certs(false);
         for cert in certs {
@@ -221,35 +225,50 @@ fn http_client(keycloak: &KeycloakConfig, timeout: Duration) -> Result<reqwest::
     }
     builder.build().map_err(|e| AuthError::Client {
         detail: e.to_string(),
+        source: Some(Cause::new(e)),
     })
 }
 
-/// A reqwest failure as a typed error: certificate problems apart.
-fn transport_error(url: &str, e: &reqwest::Error) -> AuthError {
-    if e.is_timeout() {
+/// A reqwest failure as a typed error: a certificate the TLS library
+/// refused apart.
+fn transport_error(url: &str, e: reqwest::Error) -> AuthError {
+    let timeout = e.is_timeout();
+    let mut causes = Vec::new();
+    let mut next = e.source();
+    while let Some(s) = next {
+        causes.push(s.to_string());
+        next = s.source();
+    }
+    let detail = causes.last().cloned().unwrap_or_else(|| e.to_string());
+    let source = Cause::new(e);
+    if timeout {
         return AuthError::Transport {
             url: url.to_string(),
             detail: "the request timed out".into(),
+            source: Some(source),
         };
     }
-    let mut causes = Vec::new();
-    let mut source = e.source();
-    while let Some(s) = source {
-        causes.push(s.to_string());
-        source = s.source();
-    }
-    let detail = causes.last().cloned().unwrap_or_else(|| e.to_string());
-    let joined = causes.join(": ");
-    let lower = joined.to_lowercase();
-    if lower.contains("certificate") || lower.contains("unknownissuer") {
+    // rustls gives a refused certificate as its own error type, wrapped in
+    // the I/O error of the connection: matched by type, not by its words.
+    let refused_certificate = matches!(
+        source.find::<rustls::Error>(),
+        Some(
+            rustls::Error::InvalidCertificate(_)
+                | rustls::Error::NoCertificatesPresented
+                | rustls::Error::InvalidCertRevocationList(_)
+        )
+    );
+    if refused_certificate {
         return AuthError::TlsCertificate {
             url: url.to_string(),
             detail,
+            source: Some(source),
         };
     }
     AuthError::Transport {
         url: url.to_string(),
         detail,
+        source: Some(source),
     }
 }
 

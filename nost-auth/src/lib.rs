@@ -1,5 +1,5 @@
 //! Keycloak token flows for NOS-T and a background refresher that keeps a
-//! session alive for as long as a run lasts.
+//! login alive for as long as a run lasts.
 //!
 //! This crate owns every token: [`TokenManager::start`] obtains the first
 //! one in the detected [`AuthMode`](nost_config::AuthMode), renews it in a
@@ -46,7 +46,7 @@
 //! and [`TokenManager::renew_now`] callers; the newest refresh token is kept.
 //! Without a usable refresh token a service account repeats its grant, a
 //! user account repeats the password grant only if it needed no OTP at
-//! start-up, and pre-acquired tokens end with [`AuthEvent::SessionExpired`].
+//! start-up, and pre-acquired tokens end with [`AuthEvent::LoginExpired`].
 //! Timing uses tokio's clock, so tests control it with paused time.
 //!
 //! [`AuthMode::Basic`](nost_config::AuthMode::Basic) has no tokens:
@@ -78,22 +78,22 @@
 mod error;
 mod event;
 mod grant;
+mod issuer;
 mod keycloak;
 mod manager;
 mod otp;
 mod refresher;
-mod source;
 mod token;
 
 pub use error::{AuthError, FatalKind, InactiveReason};
 pub use event::{AuthEvent, Renewal};
-pub use keycloak::{KeycloakSource, MAX_RESPONSE_BYTES, parse_token_response};
-pub use manager::{AuthOptions, Login, TokenManager};
+#[cfg(any(test, feature = "mock"))]
+pub use issuer::MockTokenIssuer;
+pub use issuer::TokenIssuer;
+pub use keycloak::{KeycloakIssuer, MAX_RESPONSE_BYTES, parse_token_response};
+pub use manager::{AuthOptions, FirstToken, TokenManager};
 #[cfg(any(test, feature = "mock"))]
 pub use otp::MockOtpProvider;
 pub use otp::{OTP_ENV_VAR, OtpProvider, TerminalOtpPrompt, otp_from_env};
 pub use refresher::{CLOCK_SKEW_FLOOR, RetryPolicy};
-#[cfg(any(test, feature = "mock"))]
-pub use source::MockTokenSource;
-pub use source::TokenSource;
 pub use token::{AccessToken, TokenSet, jwt_claims, jwt_remaining};

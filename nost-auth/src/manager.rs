@@ -13,10 +13,10 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::error::{AuthError, FatalKind};
 use crate::event::AuthEvent;
-use crate::keycloak::{KeycloakSource, PRE_ACQUIRED_HINT};
+use crate::issuer::TokenIssuer;
+use crate::keycloak::{KeycloakIssuer, PRE_ACQUIRED_HINT};
 use crate::otp::OtpProvider;
 use crate::refresher::{self, Core, Fallback, OTP_HINT, RetryPolicy, State, Waiter, schedule};
-use crate::source::TokenSource;
 use crate::token::{AccessToken, TokenSet};
 
 /// Options for [`TokenManager::start`].
@@ -57,12 +57,12 @@ impl fmt::Debug for AuthOptions {
     }
 }
 
-/// How [`TokenManager::start_with_source`] gets its first token.
+/// How [`TokenManager::start_with_issuer`] gets its first token.
 #[derive(Debug, Clone)]
-pub enum Login {
-    /// `source.obtain(None)`; renewals fall back to the grant.
+pub enum FirstToken {
+    /// `issuer.obtain(None)`; renewals fall back to the grant.
     ServiceAccount,
-    /// `source.obtain(otp)`, prompting through the OTP provider when the
+    /// `issuer.obtain(otp)`, prompting through the OTP provider when the
     /// answer asks for an OTP. Renewals fall back to the grant only when no
     /// OTP was used.
     UserAccount,
@@ -75,7 +75,7 @@ pub enum Login {
     },
 }
 
-/// Owns a Keycloak session and keeps it fresh in a background task.
+/// Owns a Keycloak login and keeps its tokens fresh in a background task.
 ///
 /// Cheap to clone: every clone shares the same tokens and the same single
 /// renewal at a time. The task stops on [`shut_down`](Self::shut_down), on a
@@ -111,42 +111,42 @@ impl TokenManager {
         keycloak: &KeycloakConfig,
         options: AuthOptions,
     ) -> Result<Self, AuthError> {
-        let source = KeycloakSource::new(mode, keycloak, options.http_timeout)?;
-        let login = match mode {
+        let issuer = KeycloakIssuer::new(mode, keycloak, options.http_timeout)?;
+        let first = match mode {
             AuthMode::Basic { .. } => return Err(AuthError::NotKeycloak),
-            AuthMode::ServiceAccount { .. } => Login::ServiceAccount,
-            AuthMode::UserAccount { .. } => Login::UserAccount,
+            AuthMode::ServiceAccount { .. } => FirstToken::ServiceAccount,
+            AuthMode::UserAccount { .. } => FirstToken::UserAccount,
             AuthMode::PreAcquired {
                 access_token,
                 refresh_token,
                 ..
-            } => Login::PreAcquired {
+            } => FirstToken::PreAcquired {
                 access_token: access_token.clone(),
                 refresh_token: refresh_token.clone(),
             },
         };
-        tracing::info!(target: "nost_auth", mode = %mode.kind(), url = source.token_url(), "starting Keycloak session");
-        Self::start_with_source(
-            Arc::new(source),
-            login,
+        tracing::info!(target: "nost_auth", mode = %mode.kind(), url = issuer.token_url(), "logging in to Keycloak");
+        Self::start_with_issuer(
+            Arc::new(issuer),
+            first,
             Duration::from_secs(keycloak.token_refresh_interval),
             options,
         )
         .await
     }
 
-    /// Start with any [`TokenSource`] (a test double, another backend),
+    /// Start with any [`TokenIssuer`] (a test double, another backend),
     /// renewing every `refresh_interval` at most.
-    pub async fn start_with_source(
-        source: Arc<dyn TokenSource>,
-        login: Login,
+    pub async fn start_with_issuer(
+        issuer: Arc<dyn TokenIssuer>,
+        first: FirstToken,
         refresh_interval: Duration,
         options: AuthOptions,
     ) -> Result<Self, AuthError> {
-        let (set, fallback, known_expiry_required) = match login {
-            Login::ServiceAccount => (source.obtain(None).await?, Fallback::Grant, false),
-            Login::UserAccount => {
-                let (set, otp_used) = login_user(source.as_ref(), &options).await?;
+        let (set, fallback, known_expiry_required) = match first {
+            FirstToken::ServiceAccount => (issuer.obtain(None).await?, Fallback::Grant, false),
+            FirstToken::UserAccount => {
+                let (set, otp_used) = login_user(issuer.as_ref(), &options).await?;
                 let fallback = if otp_used {
                     Fallback::Expired(OTP_HINT)
                 } else {
@@ -154,7 +154,7 @@ impl TokenManager {
                 };
                 (set, fallback, false)
             }
-            Login::PreAcquired {
+            FirstToken::PreAcquired {
                 access_token,
                 refresh_token,
             } => (
@@ -179,12 +179,12 @@ impl TokenManager {
             target: "nost_auth",
             expires_in_s = token.remaining().map(|d| d.as_secs()),
             first_renewal_s = first.as_secs_f64(),
-            "Keycloak session established"
+            "logged in to Keycloak"
         );
         let (token_tx, _) = watch::channel(token.secret().clone());
         let (events, _) = broadcast::channel(64);
         let core = Arc::new(Core {
-            source,
+            issuer,
             fallback,
             interval,
             retry: options.retry,
@@ -271,7 +271,7 @@ impl TokenManager {
     }
 
     /// Wait until renewal can no longer succeed (the refresher stopped on
-    /// its own: session expired, credentials or client rejected) and return
+    /// its own: login expired, credentials or client rejected) and return
     /// why. Never returns while renewals succeed or are being retried, nor
     /// after [`shut_down`](Self::shut_down). Cancel-safe.
     pub async fn fatal(&self) -> (FatalKind, AuthError) {
@@ -324,11 +324,11 @@ impl TokenManager {
 /// The password grant, prompting for an OTP only when Keycloak asks.
 /// Returns the tokens and whether an OTP was used.
 async fn login_user(
-    source: &dyn TokenSource,
+    issuer: &dyn TokenIssuer,
     options: &AuthOptions,
 ) -> Result<(TokenSet, bool), AuthError> {
     let upfront = options.otp.is_some();
-    match source.obtain(options.otp.clone()).await {
+    match issuer.obtain(options.otp.clone()).await {
         Ok(set) => Ok((set, upfront)),
         Err(AuthError::OtpRequired) if !upfront => {
             let Some(provider) = &options.otp_provider else {
@@ -336,7 +336,7 @@ async fn login_user(
             };
             tracing::info!(target: "nost_auth", "Keycloak asks for a one-time password");
             let otp = provider.one_time_password().await?;
-            let set = source.obtain(Some(otp)).await?;
+            let set = issuer.obtain(Some(otp)).await?;
             Ok((set, true))
         }
         Err(e) => Err(e),
@@ -347,8 +347,8 @@ async fn login_user(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::issuer::MockTokenIssuer;
     use crate::otp::MockOtpProvider;
-    use crate::source::MockTokenSource;
     use secrecy::ExposeSecret;
 
     fn tokens(at: &str) -> TokenSet {
@@ -358,7 +358,7 @@ mod tests {
 
     #[tokio::test]
     async fn mocks_drive_the_otp_flow() {
-        let mut source = MockTokenSource::new();
+        let mut source = MockTokenIssuer::new();
         let mut seq = mockall::Sequence::new();
         source
             .expect_obtain()
@@ -381,9 +381,9 @@ mod tests {
             otp_provider: Some(Arc::new(otp)),
             ..AuthOptions::default()
         };
-        let m = TokenManager::start_with_source(
+        let m = TokenManager::start_with_issuer(
             Arc::new(source),
-            Login::UserAccount,
+            FirstToken::UserAccount,
             Duration::from_secs(240),
             options,
         )
@@ -395,7 +395,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_prompt_when_keycloak_does_not_ask() {
-        let mut source = MockTokenSource::new();
+        let mut source = MockTokenIssuer::new();
         source
             .expect_obtain()
             .times(1)
@@ -406,9 +406,9 @@ mod tests {
             otp_provider: Some(Arc::new(otp)),
             ..AuthOptions::default()
         };
-        let e = TokenManager::start_with_source(
+        let e = TokenManager::start_with_issuer(
             Arc::new(source),
-            Login::UserAccount,
+            FirstToken::UserAccount,
             Duration::from_secs(240),
             options,
         )

@@ -49,9 +49,11 @@ impl OtpProvider for TerminalOtpPrompt {
             .await
             .map_err(|e| AuthError::OtpPrompt {
                 detail: e.to_string(),
+                source: Some(nost_config::Cause::new(e)),
             })?
             .map_err(|e| AuthError::OtpPrompt {
                 detail: e.to_string(),
+                source: Some(nost_config::Cause::new(e)),
             })?;
         let code = SecretString::from(read.trim().to_string());
         if code.expose_secret().is_empty() {

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{AuthError, InactiveReason};
 use crate::event::{AuthEvent, Renewal};
-use crate::source::TokenSource;
+use crate::issuer::TokenIssuer;
 use crate::token::{AccessToken, TokenSet};
 
 /// How failed renewals are retried.
@@ -75,7 +75,7 @@ pub(crate) fn retry_delay(
 pub(crate) enum Fallback {
     /// Repeat the credentials' grant (without OTP).
     Grant,
-    /// Report the session expired, with this advice.
+    /// Report the login expired, with this advice.
     Expired(&'static str),
 }
 
@@ -93,7 +93,7 @@ pub(crate) type Waiter = oneshot::Sender<Result<AccessToken, AuthError>>;
 
 /// What the task and the handles share.
 pub(crate) struct Core {
-    pub source: Arc<dyn TokenSource>,
+    pub issuer: Arc<dyn TokenIssuer>,
     pub fallback: Fallback,
     pub interval: Duration,
     pub retry: RetryPolicy,
@@ -181,9 +181,9 @@ impl Core {
                 state.refresh_token = None;
                 reason = Some(InactiveReason::TokenNotActive);
             } else {
-                match self.source.renew(rt).await {
+                match self.issuer.renew(rt).await {
                     Ok(set) => return Ok((apply(state, set, true), Renewal::Refresh)),
-                    Err(AuthError::SessionNotActive { reason: r }) => {
+                    Err(AuthError::RefreshTokenInactive { reason: r }) => {
                         tracing::warn!(target: "nost_auth", reason = %r, "Keycloak refused the refresh token");
                         state.refresh_token = None;
                         state.refresh_expires_at = None;
@@ -196,10 +196,10 @@ impl Core {
         match self.fallback {
             Fallback::Grant => {
                 tracing::info!(target: "nost_auth", "no usable refresh token; repeating the grant");
-                match self.source.obtain(None).await {
+                match self.issuer.obtain(None).await {
                     Ok(set) => Ok((apply(state, set, false), Renewal::Grant)),
                     Err(AuthError::OtpRequired | AuthError::OtpRejected) => {
-                        Err(AuthError::SessionExpired {
+                        Err(AuthError::LoginExpired {
                             reason,
                             hint: OTP_HINT,
                         })
@@ -207,7 +207,7 @@ impl Core {
                     Err(e) => Err(e),
                 }
             }
-            Fallback::Expired(hint) => Err(AuthError::SessionExpired { reason, hint }),
+            Fallback::Expired(hint) => Err(AuthError::LoginExpired { reason, hint }),
         }
     }
 }
@@ -306,9 +306,9 @@ pub(crate) async fn run(
                 answer(waiters, &Err(error));
             }
             Err(error) => {
-                let event = if matches!(error, AuthError::SessionExpired { .. }) {
-                    tracing::error!(target: "nost_auth", error = %error, "session expired; token renewal stopped");
-                    AuthEvent::SessionExpired {
+                let event = if matches!(error, AuthError::LoginExpired { .. }) {
+                    tracing::error!(target: "nost_auth", error = %error, "Keycloak login expired; token renewal stopped");
+                    AuthEvent::LoginExpired {
                         error: error.clone(),
                     }
                 } else {

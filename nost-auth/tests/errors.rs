@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use nost_auth::{AuthError, InactiveReason, KeycloakSource, TokenSource};
+use nost_auth::{AuthError, InactiveReason, KeycloakIssuer, TokenIssuer};
 use nost_config::{AuthMode, KeycloakConfig, SecretString};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -56,7 +56,7 @@ async fn answer(req: Req, status: u16, body: ResponseTemplate) -> AuthError {
         _ => user(),
     };
     let source =
-        KeycloakSource::new(&mode, &keycloak(&server, 240), Duration::from_secs(5)).unwrap();
+        KeycloakIssuer::new(&mode, &keycloak(&server, 240), Duration::from_secs(5)).unwrap();
     let result = match req {
         Req::Password | Req::ClientCredentials => source.obtain(None).await,
         Req::PasswordWithOtp => source.obtain(Some(SecretString::from("otp-987654"))).await,
@@ -184,7 +184,7 @@ async fn keycloak_error_table() {
             400,
             "invalid_grant",
             "Token is not active",
-            E::SessionNotActive {
+            E::RefreshTokenInactive {
                 reason: R::TokenNotActive,
             },
         ),
@@ -193,7 +193,7 @@ async fn keycloak_error_table() {
             400,
             "invalid_grant",
             "Session not active",
-            E::SessionNotActive {
+            E::RefreshTokenInactive {
                 reason: R::SessionNotActive,
             },
         ),
@@ -202,7 +202,7 @@ async fn keycloak_error_table() {
             400,
             "invalid_grant",
             "Client session not active",
-            E::SessionNotActive {
+            E::RefreshTokenInactive {
                 reason: R::ClientSessionNotActive,
             },
         ),
@@ -211,7 +211,7 @@ async fn keycloak_error_table() {
             400,
             "invalid_grant",
             "Stale token",
-            E::SessionNotActive {
+            E::RefreshTokenInactive {
                 reason: R::StaleToken,
             },
         ),
@@ -220,7 +220,7 @@ async fn keycloak_error_table() {
             400,
             "invalid_grant",
             "Unmatching clients",
-            E::SessionNotActive {
+            E::RefreshTokenInactive {
                 reason: R::UnmatchingClients,
             },
         ),
@@ -229,7 +229,7 @@ async fn keycloak_error_table() {
             400,
             "invalid_grant",
             "Maximum allowed refresh token reuse exceeded",
-            E::SessionNotActive {
+            E::RefreshTokenInactive {
                 reason: R::ReuseExceeded,
             },
         ),
@@ -238,7 +238,7 @@ async fn keycloak_error_table() {
             400,
             "invalid_grant",
             "Invalid refresh token",
-            E::SessionNotActive {
+            E::RefreshTokenInactive {
                 reason: R::Rejected,
             },
         ),
@@ -301,7 +301,7 @@ async fn status_code_does_not_decide() {
     for status in [400, 401] {
         assert_eq!(
             kc_error(Req::Refresh, status, "invalid_grant", "Session not active").await,
-            AuthError::SessionNotActive {
+            AuthError::RefreshTokenInactive {
                 reason: InactiveReason::SessionNotActive
             }
         );
@@ -372,7 +372,7 @@ async fn expiry_falls_back_to_jwt_exp() {
         .mount(&server)
         .await;
     let source =
-        KeycloakSource::new(&service(), &keycloak(&server, 240), Duration::from_secs(5)).unwrap();
+        KeycloakIssuer::new(&service(), &keycloak(&server, 240), Duration::from_secs(5)).unwrap();
     let set = source.obtain(None).await.unwrap();
     let life = set.expires_in.unwrap();
     assert!(
@@ -393,7 +393,7 @@ async fn connection_refused_is_transport() {
         port: u32::from(port),
         ..KeycloakConfig::default()
     };
-    let source = KeycloakSource::new(&service(), &kc, Duration::from_secs(5)).unwrap();
+    let source = KeycloakIssuer::new(&service(), &kc, Duration::from_secs(5)).unwrap();
     let e = source.obtain(None).await.unwrap_err();
     assert!(matches!(e, AuthError::Transport { .. }), "{e:?}");
     assert!(e.is_retryable());
@@ -408,7 +408,7 @@ async fn tls_against_a_plain_server_fails_cleanly() {
         tls: Some(true),
         ..keycloak(&server, 240)
     };
-    let source = KeycloakSource::new(&service(), &kc, Duration::from_secs(5)).unwrap();
+    let source = KeycloakIssuer::new(&service(), &kc, Duration::from_secs(5)).unwrap();
     assert!(source.token_url().starts_with("https://"));
     let e = source.obtain(None).await.unwrap_err();
     assert!(
@@ -433,7 +433,7 @@ fn ca_cert_problems_are_explained() {
             tls_ca_cert: Some(path.display().to_string()),
             ..KeycloakConfig::default()
         };
-        let e = KeycloakSource::new(&service(), &kc, Duration::from_secs(5)).unwrap_err();
+        let e = KeycloakIssuer::new(&service(), &kc, Duration::from_secs(5)).unwrap_err();
         assert!(matches!(e, AuthError::CaCert { .. }), "{e:?}");
         assert!(
             e.to_string().contains("servers.keycloak.tls_ca_cert"),
@@ -451,13 +451,14 @@ fn every_message_says_what_to_do_and_leaks_nothing() {
         AuthError::OtpRejected,
         AuthError::AccountDisabled,
         AuthError::AccountNotFullySetUp,
-        AuthError::SessionExpired {
+        AuthError::LoginExpired {
             reason: Some(InactiveReason::SessionNotActive),
             hint: "start again",
         },
         AuthError::TlsCertificate {
             url: "https://kc:8443/x".into(),
             detail: "invalid peer certificate: UnknownIssuer".into(),
+            source: None,
         },
     ];
     for e in &all {
@@ -473,7 +474,8 @@ fn every_message_says_what_to_do_and_leaks_nothing() {
     assert!(
         AuthError::TlsCertificate {
             url: String::new(),
-            detail: String::new()
+            detail: String::new(),
+            source: None,
         }
         .to_string()
         .contains("servers.keycloak.tls_ca_cert")

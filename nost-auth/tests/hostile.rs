@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use nost_auth::{
-    AuthError, AuthOptions, CLOCK_SKEW_FLOOR, KeycloakSource, Login, MAX_RESPONSE_BYTES,
+    AuthError, AuthOptions, CLOCK_SKEW_FLOOR, FirstToken, KeycloakIssuer, MAX_RESPONSE_BYTES,
     RetryPolicy, TokenManager,
 };
 use nost_config::{AuthMode, KeycloakConfig, SecretString};
@@ -40,10 +40,10 @@ async fn tokens_expired_on_arrival_are_renewed_at_the_floor_not_every_half_secon
     let _guard = logs.capture();
     // expires_in 0: what a Keycloak whose clock is behind ours looks like
     // (and what `exp` in the past by the local clock gives).
-    let src = FakeSource::new(|_, n| Ok(set(n, Duration::ZERO, false)));
-    let m = TokenManager::start_with_source(
+    let src = FakeIssuer::new(|_, n| Ok(set(n, Duration::ZERO, false)));
+    let m = TokenManager::start_with_issuer(
         src.clone(),
-        Login::ServiceAccount,
+        FirstToken::ServiceAccount,
         Duration::from_secs(240),
         no_jitter(),
     )
@@ -68,10 +68,10 @@ async fn tokens_expired_on_arrival_are_renewed_at_the_floor_not_every_half_secon
 
 #[tokio::test(start_paused = true)]
 async fn a_short_but_valid_lifetime_keeps_its_schedule() {
-    let src = FakeSource::new(|_, n| Ok(set(n, Duration::from_secs(4), false)));
-    let m = TokenManager::start_with_source(
+    let src = FakeIssuer::new(|_, n| Ok(set(n, Duration::from_secs(4), false)));
+    let m = TokenManager::start_with_issuer(
         src.clone(),
-        Login::ServiceAccount,
+        FirstToken::ServiceAccount,
         Duration::from_secs(240),
         no_jitter(),
     )
@@ -149,7 +149,7 @@ fn plain_http_only_for_loopback_hosts_or_when_written_and_warned_for_remote_host
     let warned = |host: &str, tls: Option<bool>| {
         let logs = Logs::default();
         let _guard = logs.capture();
-        KeycloakSource::new(&service(), &kc(host, tls), Duration::from_secs(5)).unwrap();
+        KeycloakIssuer::new(&service(), &kc(host, tls), Duration::from_secs(5)).unwrap();
         logs.text().contains("plain http")
     };
     assert!(warned("nost.example.org", Some(false)));

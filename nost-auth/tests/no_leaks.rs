@@ -195,9 +195,9 @@ async fn failures_log_no_secret() {
         .unwrap();
     let mut events = m.subscribe_events();
     let e = m.renew_now().await.unwrap_err();
-    assert!(matches!(e, AuthError::SessionExpired { .. }));
+    assert!(matches!(e, AuthError::LoginExpired { .. }));
     let ev = events.recv().await.unwrap();
-    assert!(matches!(ev, AuthEvent::SessionExpired { .. }));
+    assert!(matches!(ev, AuthEvent::LoginExpired { .. }));
     assert_clean("session expired", &format!("{e} {e:?} {ev:?}"));
     m.shut_down().await;
 

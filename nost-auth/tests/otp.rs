@@ -195,10 +195,10 @@ async fn user_who_needed_an_otp_is_never_prompted_again() {
         .unwrap();
     let mut events = m.subscribe_events();
     let e = m.renew_now().await.unwrap_err();
-    assert!(matches!(e, AuthError::SessionExpired { .. }), "{e:?}");
+    assert!(matches!(e, AuthError::LoginExpired { .. }), "{e:?}");
     assert!(matches!(
         events.recv().await.unwrap(),
-        AuthEvent::SessionExpired { .. }
+        AuthEvent::LoginExpired { .. }
     ));
     assert_eq!(
         prompt.0.load(Ordering::SeqCst),
@@ -215,7 +215,7 @@ async fn user_who_needed_an_otp_is_never_prompted_again() {
     // The refresher has stopped; later calls report why.
     assert!(matches!(
         m.renew_now().await,
-        Err(AuthError::SessionExpired { .. })
+        Err(AuthError::LoginExpired { .. })
     ));
     m.shut_down().await;
 }

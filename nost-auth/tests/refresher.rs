@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::*;
 use nost_auth::{
-    AuthError, AuthEvent, AuthOptions, InactiveReason, Login, Renewal, RetryPolicy, TokenManager,
+    AuthError, AuthEvent, AuthOptions, FirstToken, InactiveReason, Renewal, RetryPolicy,
+    TokenManager,
 };
 use nost_config::{ExposeSecret, SecretString};
 use tokio::time::sleep;
@@ -30,19 +31,19 @@ fn unavailable() -> AuthError {
 }
 
 fn inactive(reason: InactiveReason) -> AuthError {
-    AuthError::SessionNotActive { reason }
+    AuthError::RefreshTokenInactive { reason }
 }
 
-async fn start(source: &Arc<FakeSource>, login: Login, interval: u64) -> TokenManager {
-    TokenManager::start_with_source(source.clone(), login, S(interval), no_jitter())
+async fn start(source: &Arc<FakeIssuer>, login: FirstToken, interval: u64) -> TokenManager {
+    TokenManager::start_with_issuer(source.clone(), login, S(interval), no_jitter())
         .await
         .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
 async fn interval_wins_when_shorter_than_80_percent() {
-    let src = FakeSource::new(|_, n| Ok(set(n, S(300), true)));
-    let m = start(&src, Login::ServiceAccount, 240).await;
+    let src = FakeIssuer::new(|_, n| Ok(set(n, S(300), true)));
+    let m = start(&src, FirstToken::ServiceAccount, 240).await;
     sleep(S(239)).await;
     assert_eq!(src.calls().len(), 1, "only the start-up grant");
     sleep(S(2)).await;
@@ -54,8 +55,8 @@ async fn interval_wins_when_shorter_than_80_percent() {
 
 #[tokio::test(start_paused = true)]
 async fn eighty_percent_of_life_wins_over_a_long_interval() {
-    let src = FakeSource::new(|_, n| Ok(set(n, S(100), true)));
-    let m = start(&src, Login::ServiceAccount, 240).await;
+    let src = FakeIssuer::new(|_, n| Ok(set(n, S(100), true)));
+    let m = start(&src, FirstToken::ServiceAccount, 240).await;
     sleep(S(250)).await;
     assert_eq!(src.times(), vec![0.0, 80.0, 160.0, 240.0]);
     assert_eq!(m.current_access_token().expose_secret(), "at-3");
@@ -65,11 +66,11 @@ async fn eighty_percent_of_life_wins_over_a_long_interval() {
 #[tokio::test(start_paused = true)]
 async fn retries_503_with_backoff_then_recovers() {
     // Start-up, then three 503s, then success.
-    let src = FakeSource::new(|_, n| match n {
+    let src = FakeIssuer::new(|_, n| match n {
         1..=3 => Err(unavailable()),
         _ => Ok(set(n, S(300), true)),
     });
-    let m = start(&src, Login::ServiceAccount, 240).await;
+    let m = start(&src, FirstToken::ServiceAccount, 240).await;
     let mut events = m.subscribe_events();
     sleep(S(260)).await;
     // 240, then +1 s, +2 s, +4 s.
@@ -108,11 +109,11 @@ async fn retries_503_with_backoff_then_recovers() {
 
 #[tokio::test(start_paused = true)]
 async fn retries_tighten_and_never_wait_past_expiry() {
-    let src = FakeSource::new(|_, n| match n {
+    let src = FakeIssuer::new(|_, n| match n {
         0 => Ok(set(0, S(20), true)),
         _ => Err(unavailable()),
     });
-    let m = start(&src, Login::ServiceAccount, 240).await;
+    let m = start(&src, FirstToken::ServiceAccount, 240).await;
     sleep(S(20)).await;
     let times = src.times();
     // First renewal at 80% of 20 s, then retries before expiry at 20 s.
@@ -138,8 +139,8 @@ async fn retries_tighten_and_never_wait_past_expiry() {
 
 #[tokio::test(start_paused = true)]
 async fn service_account_without_refresh_token_repeats_its_grant() {
-    let src = FakeSource::new(|_, n| Ok(set(n, S(300), false)));
-    let m = start(&src, Login::ServiceAccount, 240).await;
+    let src = FakeIssuer::new(|_, n| Ok(set(n, S(300), false)));
+    let m = start(&src, FirstToken::ServiceAccount, 240).await;
     let mut events = m.subscribe_events();
     sleep(S(500)).await;
     assert_eq!(src.calls(), vec![Call::Obtain(None); 3]);
@@ -155,11 +156,11 @@ async fn service_account_without_refresh_token_repeats_its_grant() {
 
 #[tokio::test(start_paused = true)]
 async fn service_account_with_revoked_refresh_token_falls_back_to_grant() {
-    let src = FakeSource::new(|c, n| match c {
+    let src = FakeIssuer::new(|c, n| match c {
         Call::Renew(_) => Err(inactive(InactiveReason::SessionNotActive)),
         Call::Obtain(_) => Ok(set(n, S(300), n == 0)),
     });
-    let m = start(&src, Login::ServiceAccount, 240).await;
+    let m = start(&src, FirstToken::ServiceAccount, 240).await;
     sleep(S(241)).await;
     assert_eq!(
         src.calls(),
@@ -179,13 +180,13 @@ async fn service_account_with_revoked_refresh_token_falls_back_to_grant() {
 
 #[tokio::test(start_paused = true)]
 async fn rotation_keeps_the_newest_refresh_token() {
-    let src = FakeSource::new(|c, n| match c {
+    let src = FakeIssuer::new(|c, n| match c {
         Call::Renew(rt) if n > 1 && *rt != format!("rt-{}", n - 1) => {
             Err(inactive(InactiveReason::ReuseExceeded))
         }
         _ => Ok(set(n, S(300), true)),
     });
-    let m = start(&src, Login::ServiceAccount, 240).await;
+    let m = start(&src, FirstToken::ServiceAccount, 240).await;
     sleep(S(240 * 4 + 1)).await;
     assert_eq!(
         src.calls(),
@@ -202,11 +203,11 @@ async fn rotation_keeps_the_newest_refresh_token() {
 
 #[tokio::test(start_paused = true)]
 async fn refresh_without_new_refresh_token_keeps_the_old_one() {
-    let src = FakeSource::new(|c, n| match c {
+    let src = FakeIssuer::new(|c, n| match c {
         Call::Obtain(_) => Ok(set(n, S(300), true)),
         Call::Renew(_) => Ok(set(n, S(300), false)),
     });
-    let m = start(&src, Login::ServiceAccount, 240).await;
+    let m = start(&src, FirstToken::ServiceAccount, 240).await;
     sleep(S(481)).await;
     assert_eq!(
         src.calls(),
@@ -219,8 +220,8 @@ async fn refresh_without_new_refresh_token_keeps_the_old_one() {
     m.shut_down().await;
 }
 
-fn pre_acquired(life: i64) -> Login {
-    Login::PreAcquired {
+fn pre_acquired(life: i64) -> FirstToken {
+    FirstToken::PreAcquired {
         access_token: SecretString::from(jwt(life)),
         refresh_token: SecretString::from("rt-fwd"),
     }
@@ -228,7 +229,7 @@ fn pre_acquired(life: i64) -> Login {
 
 #[tokio::test(start_paused = true)]
 async fn pre_acquired_revoked_session_is_a_typed_event() {
-    let src = FakeSource::new(|_, _| Err(inactive(InactiveReason::SessionNotActive)));
+    let src = FakeIssuer::new(|_, _| Err(inactive(InactiveReason::SessionNotActive)));
     let m = start(&src, pre_acquired(300), 240).await;
     let mut events = m.subscribe_events();
     sleep(S(1000)).await;
@@ -238,18 +239,18 @@ async fn pre_acquired_revoked_session_is_a_typed_event() {
         "no grant, no retry"
     );
     match events.recv().await.unwrap() {
-        AuthEvent::SessionExpired {
-            error: AuthError::SessionExpired { reason, .. },
+        AuthEvent::LoginExpired {
+            error: AuthError::LoginExpired { reason, .. },
         } => assert_eq!(reason, Some(InactiveReason::SessionNotActive)),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
         m.stopped_by(),
-        Some(AuthError::SessionExpired { .. })
+        Some(AuthError::LoginExpired { .. })
     ));
     assert!(matches!(
         m.renew_now().await,
-        Err(AuthError::SessionExpired { .. })
+        Err(AuthError::LoginExpired { .. })
     ));
     m.shut_down().await;
 }
@@ -257,7 +258,7 @@ async fn pre_acquired_revoked_session_is_a_typed_event() {
 #[tokio::test(start_paused = true)]
 async fn pre_acquired_first_renewal_follows_the_token_life() {
     // 100 s left: first renewal at 80 s, not at the 240 s interval.
-    let src = FakeSource::new(|_, n| Ok(set(n, S(300), true)));
+    let src = FakeIssuer::new(|_, n| Ok(set(n, S(300), true)));
     let m = start(&src, pre_acquired(100), 240).await;
     sleep(S(78)).await;
     assert!(src.calls().is_empty());
@@ -266,7 +267,7 @@ async fn pre_acquired_first_renewal_follows_the_token_life() {
     m.shut_down().await;
 
     // Already expired: renewed at once.
-    let src = FakeSource::new(|_, n| Ok(set(n, S(300), true)));
+    let src = FakeIssuer::new(|_, n| Ok(set(n, S(300), true)));
     let m = start(&src, pre_acquired(-30), 240).await;
     sleep(Duration::from_millis(10)).await;
     assert_eq!(src.calls().len(), 1);
@@ -274,8 +275,8 @@ async fn pre_acquired_first_renewal_follows_the_token_life() {
     m.shut_down().await;
 
     // Not a JWT (age unknown): renewed at once.
-    let src = FakeSource::new(|_, n| Ok(set(n, S(300), true)));
-    let login = Login::PreAcquired {
+    let src = FakeIssuer::new(|_, n| Ok(set(n, S(300), true)));
+    let login = FirstToken::PreAcquired {
         access_token: SecretString::from("opaque"),
         refresh_token: SecretString::from("rt-fwd"),
     };
@@ -292,8 +293,8 @@ async fn user_account_fallback_depends_on_otp_at_start() {
         Call::Obtain(_) => Ok(set(n, S(300), true)),
     };
     // No OTP at start: the password grant is repeated (without OTP).
-    let src = FakeSource::new(respond);
-    let m = start(&src, Login::UserAccount, 240).await;
+    let src = FakeIssuer::new(respond);
+    let m = start(&src, FirstToken::UserAccount, 240).await;
     sleep(S(241)).await;
     assert_eq!(
         src.calls(),
@@ -306,12 +307,12 @@ async fn user_account_fallback_depends_on_otp_at_start() {
     m.shut_down().await;
 
     // OTP given at start: the session expires instead.
-    let src = FakeSource::new(respond);
+    let src = FakeIssuer::new(respond);
     let opts = AuthOptions {
         otp: Some(SecretString::from("123456")),
         ..no_jitter()
     };
-    let m = TokenManager::start_with_source(src.clone(), Login::UserAccount, S(240), opts)
+    let m = TokenManager::start_with_issuer(src.clone(), FirstToken::UserAccount, S(240), opts)
         .await
         .unwrap();
     let mut events = m.subscribe_events();
@@ -325,36 +326,36 @@ async fn user_account_fallback_depends_on_otp_at_start() {
     );
     assert!(matches!(
         events.recv().await.unwrap(),
-        AuthEvent::SessionExpired { .. }
+        AuthEvent::LoginExpired { .. }
     ));
     m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn fallback_grant_that_now_needs_an_otp_reports_session_expired() {
-    let src = FakeSource::new(|c, n| match (c, n) {
+async fn fallback_grant_that_now_needs_an_otp_reports_login_expired() {
+    let src = FakeIssuer::new(|c, n| match (c, n) {
         (_, 0) => Ok(set(0, S(300), true)),
         (Call::Renew(_), _) => Err(inactive(InactiveReason::SessionNotActive)),
         (Call::Obtain(_), _) => Err(AuthError::OtpRequired),
     });
-    let m = start(&src, Login::UserAccount, 240).await;
+    let m = start(&src, FirstToken::UserAccount, 240).await;
     let mut events = m.subscribe_events();
     sleep(S(1000)).await;
     assert_eq!(src.calls().len(), 3);
     assert!(matches!(
         events.recv().await.unwrap(),
-        AuthEvent::SessionExpired { .. }
+        AuthEvent::LoginExpired { .. }
     ));
     m.shut_down().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn permanent_failure_stops_with_failed_event() {
-    let src = FakeSource::new(|_, n| match n {
+    let src = FakeIssuer::new(|_, n| match n {
         0 => Ok(set(0, S(300), false)),
         _ => Err(AuthError::AccountDisabled),
     });
-    let m = start(&src, Login::ServiceAccount, 240).await;
+    let m = start(&src, FirstToken::ServiceAccount, 240).await;
     let mut events = m.subscribe_events();
     sleep(S(2000)).await;
     assert_eq!(src.calls().len(), 2);
@@ -370,8 +371,8 @@ async fn permanent_failure_stops_with_failed_event() {
 
 #[tokio::test(start_paused = true)]
 async fn single_flight_for_fifty_subscribers() {
-    let src = FakeSource::with_delay(Duration::from_millis(200), |_, n| Ok(set(n, S(300), true)));
-    let m = start(&src, Login::ServiceAccount, 240).await;
+    let src = FakeIssuer::with_delay(Duration::from_millis(200), |_, n| Ok(set(n, S(300), true)));
+    let m = start(&src, FirstToken::ServiceAccount, 240).await;
     // 50 holders of the same credentials, each watching tokens.
     let holders: Vec<TokenManager> = (0..50).map(|_| m.clone()).collect();
     let mut watchers: Vec<_> = holders.iter().map(|h| h.subscribe_tokens()).collect();
@@ -403,8 +404,8 @@ async fn single_flight_for_fifty_subscribers() {
 
 #[tokio::test(start_paused = true)]
 async fn renew_now_during_a_scheduled_renewal_shares_it() {
-    let src = FakeSource::with_delay(S(2), |_, n| Ok(set(n, S(300), true)));
-    let m = start(&src, Login::ServiceAccount, 240).await;
+    let src = FakeIssuer::with_delay(S(2), |_, n| Ok(set(n, S(300), true)));
+    let m = start(&src, FirstToken::ServiceAccount, 240).await;
     sleep(S(241)).await; // scheduled renewal in flight (240..242)
     let t = m.renew_now().await.unwrap();
     assert_eq!(t.secret().expose_secret(), "at-1");
@@ -414,8 +415,8 @@ async fn renew_now_during_a_scheduled_renewal_shares_it() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_joins_and_stops_renewing() {
-    let src = FakeSource::new(|_, n| Ok(set(n, S(300), true)));
-    let m = start(&src, Login::ServiceAccount, 240).await;
+    let src = FakeIssuer::new(|_, n| Ok(set(n, S(300), true)));
+    let m = start(&src, FirstToken::ServiceAccount, 240).await;
     let other = m.clone();
     m.shut_down().await;
     m.shut_down().await; // idempotent
@@ -426,8 +427,8 @@ async fn shutdown_joins_and_stops_renewing() {
 
 #[tokio::test(start_paused = true)]
 async fn dropping_every_handle_stops_the_task() {
-    let src = FakeSource::new(|_, n| Ok(set(n, S(300), true)));
-    let m = start(&src, Login::ServiceAccount, 240).await;
+    let src = FakeIssuer::new(|_, n| Ok(set(n, S(300), true)));
+    let m = start(&src, FirstToken::ServiceAccount, 240).await;
     let rx = m.subscribe_tokens();
     drop(m);
     sleep(S(1000)).await;
@@ -437,8 +438,8 @@ async fn dropping_every_handle_stops_the_task() {
 
 #[tokio::test(start_paused = true)]
 async fn fresh_access_token_renews_only_near_expiry() {
-    let src = FakeSource::new(|_, n| Ok(set(n, S(300), true)));
-    let m = start(&src, Login::ServiceAccount, 240).await;
+    let src = FakeIssuer::new(|_, n| Ok(set(n, S(300), true)));
+    let m = start(&src, FirstToken::ServiceAccount, 240).await;
     let t = m.fresh_access_token(S(30)).await.unwrap();
     assert_eq!(t.expose_secret(), "at-0");
     let t = m.fresh_access_token(S(400)).await.unwrap();
@@ -449,12 +450,12 @@ async fn fresh_access_token_renews_only_near_expiry() {
 
 #[tokio::test(start_paused = true)]
 async fn start_up_errors_are_returned() {
-    let src = FakeSource::new(|_, _| {
+    let src = FakeIssuer::new(|_, _| {
         Err(AuthError::InvalidClient {
             client_id: "svc".into(),
         })
     });
-    let e = TokenManager::start_with_source(src, Login::ServiceAccount, S(240), no_jitter())
+    let e = TokenManager::start_with_issuer(src, FirstToken::ServiceAccount, S(240), no_jitter())
         .await
         .unwrap_err();
     assert!(matches!(e, AuthError::InvalidClient { .. }));

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nost_auth::{AuthError, KeycloakSource, TokenSource};
+use nost_auth::{AuthError, KeycloakIssuer, TokenIssuer};
 use nost_config::{AuthMode, KeycloakConfig, SecretString};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -85,19 +85,34 @@ fn config(port: u16, ca: Option<&str>) -> KeycloakConfig {
 async fn private_ca_is_refused_without_tls_ca_cert() {
     let port = https_keycloak().await;
     let source =
-        KeycloakSource::new(&service(), &config(port, None), Duration::from_secs(5)).unwrap();
+        KeycloakIssuer::new(&service(), &config(port, None), Duration::from_secs(5)).unwrap();
     let e = source.obtain(None).await.unwrap_err();
     assert!(matches!(e, AuthError::TlsCertificate { .. }), "{e:?}");
     assert!(
         e.to_string().contains("servers.keycloak.tls_ca_cert"),
         "{e}"
     );
+    // Recognised by type: the verifier's refusal is in the source chain.
+    let AuthError::TlsCertificate {
+        source: Some(cause),
+        ..
+    } = &e
+    else {
+        panic!("no source: {e:?}")
+    };
+    assert!(
+        matches!(
+            cause.find::<tokio_rustls::rustls::Error>(),
+            Some(tokio_rustls::rustls::Error::InvalidCertificate(_))
+        ),
+        "{cause:?}"
+    );
 }
 
 #[tokio::test]
 async fn tls_ca_cert_is_trusted() {
     let port = https_keycloak().await;
-    let source = KeycloakSource::new(
+    let source = KeycloakIssuer::new(
         &service(),
         &config(port, Some("ca.pem")),
         Duration::from_secs(5),
@@ -110,7 +125,7 @@ async fn tls_ca_cert_is_trusted() {
 #[tokio::test]
 async fn only_the_configured_ca_is_trusted() {
     let port = https_keycloak().await;
-    let source = KeycloakSource::new(
+    let source = KeycloakIssuer::new(
         &service(),
         &config(port, Some("other-ca.pem")),
         Duration::from_secs(5),

@@ -147,7 +147,7 @@ pub fn factor_arg(text: &str) -> Result<f64, String> {
     }
 }
 
-/// Resolves when the application's Keycloak session can no longer be
+/// Resolves when the application's Keycloak login can no longer be
 /// renewed; never in basic mode.
 pub async fn auth_fatal(
     app: &nost_app::Application,
@@ -164,7 +164,7 @@ pub fn fatal_exit(
     error: &nost_auth::AuthError,
 ) -> std::process::ExitCode {
     eprintln!(
-        "error: the Keycloak session cannot be renewed ({kind}): {error}\nwhat to do: {}",
+        "error: the Keycloak login cannot be renewed ({kind}): {error}\nwhat to do: {}",
         kind.advice()
     );
     std::process::ExitCode::from(3)

@@ -1,4 +1,4 @@
-//! How `nost` ends when it cannot go on: a Keycloak session that can no
+//! How `nost` ends when it cannot go on: a Keycloak login that can no
 //! longer be renewed (exit 3, with what to do) and a second SIGINT during a
 //! slow shutdown (exit 130 at once). On the OAuth2 node of
 //! `cargo xtask integration`/`test` with the Keycloak emulation.

@@ -37,6 +37,7 @@
 #![warn(unreachable_pub)]
 
 mod builder;
+mod cause;
 pub mod channels;
 pub mod dotenv;
 pub mod duration;
@@ -48,6 +49,7 @@ pub mod schema;
 pub mod time;
 
 pub use builder::ConfigBuilder;
+pub use cause::Cause;
 pub use channels::{ChannelDeclaration, ChannelExchange};
 pub use duration::NostDuration;
 pub use env::{

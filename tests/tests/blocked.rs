@@ -197,7 +197,8 @@ async fn a_blocked_broker_makes_publishing_wait_and_loses_nothing() {
     })
     .await;
     assert!(
-        reason.contains("blocked_connection_timeout"),
+        matches!(reason, nost_amqp::AmqpError::BlockedTooLong { .. })
+            && reason.to_string().contains("blocked_connection_timeout"),
         "the loss names the setting: {reason}"
     );
     alarm(&node, false);

@@ -59,7 +59,7 @@ async fn a_rotated_client_secret_is_client_rejected() {
 }
 
 #[tokio::test]
-async fn an_ended_session_of_pre_acquired_tokens_is_session_expired() {
+async fn pre_acquired_tokens_that_run_out_are_login_expired() {
     let kc = emulator().await;
     let (access, refresh) = kc.issue_session("alice", "frontend");
     let mode = AuthMode::PreAcquired {
@@ -73,7 +73,7 @@ async fn an_ended_session_of_pre_acquired_tokens_is_session_expired() {
         .unwrap();
     kc.revoke_sessions();
     let (kind, error) = fatal_within(&tm).await;
-    assert_eq!(kind, FatalKind::SessionExpired, "{error}");
+    assert_eq!(kind, FatalKind::LoginExpired, "{error}");
     assert!(kind.advice().contains("log in again"));
     tm.shut_down().await;
 }
@@ -139,7 +139,7 @@ async fn an_outage_is_retried_and_recovers_without_a_fatal_outcome() {
 mod on_the_oauth_node {
     use std::time::Duration;
 
-    use nost_amqp::{AmqpError, Outgoing, SessionEvent};
+    use nost_amqp::{AmqpError, Outgoing, SessionEvent, TokenFailureKind};
     use nost_app::{AppError, Application, StartOptions};
     use nost_config::{Config, Credentials, SecretString};
     use nost_testkit::unique;
@@ -227,7 +227,7 @@ mod on_the_oauth_node {
         node: &OAuthBrokerInfo,
         mut options: StartOptions,
         break_it: impl FnOnce(),
-        kind: &str,
+        kind: TokenFailureKind,
         advice: &str,
     ) {
         let prefix = unique("fatal");
@@ -264,7 +264,7 @@ mod on_the_oauth_node {
         );
         let err = app.send_message("after", "{}").await.unwrap_err();
         assert!(
-            matches!(&err, AppError::Auth(e) if e.fatal_kind().map(|k| k.as_str()) == Some(kind)),
+            matches!(&err, AppError::Auth(e) if e.fatal_kind().map(|k| k.as_str()) == Some(kind.as_str())),
             "{err:?}"
         );
         // The broker drops the connection (as RabbitMQ 4 does when the token
@@ -319,7 +319,7 @@ mod on_the_oauth_node {
             &node,
             options,
             || kc.add_client(&client, Some("rotated-secret")),
-            "client_rejected",
+            TokenFailureKind::ClientRejected,
             "CLIENT_SECRET_KEY",
         )
         .await;
@@ -341,7 +341,7 @@ mod on_the_oauth_node {
             &node,
             options,
             || kc.revoke_sessions(),
-            "session_expired",
+            TokenFailureKind::LoginExpired,
             "log in again",
         )
         .await;
@@ -394,7 +394,7 @@ mod on_the_oauth_node {
             _ => None,
         })
         .await;
-        assert_eq!(failure.kind, "client_rejected", "{failure}");
+        assert_eq!(failure.kind, TokenFailureKind::ClientRejected, "{failure}");
         // Two windows of the backoff (reconnect_delay 1 s, full jitter).
         let mut attempts = 0;
         let watch = tokio::time::sleep(Duration::from_secs(4));

@@ -252,11 +252,8 @@ async fn a_token_without_write_scope_has_each_message_refused_and_reported() {
     app.send_message("status.ready", "{}").await.unwrap();
     let refused = tokio::time::timeout(Duration::from_secs(15), async {
         loop {
-            if let Ok(SessionEvent::PublishRefused {
-                exchange, error, ..
-            }) = events.recv().await
-            {
-                return (exchange, error);
+            if let Ok(SessionEvent::PublishRefused { refusal }) = events.recv().await {
+                return (refusal.exchange.clone(), refusal.to_string());
             }
         }
     })
@@ -313,6 +310,22 @@ async fn tls_with_the_ca_of_the_node_works_and_without_it_says_how_to_fix() {
         .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("tls_ca_cert"), "{text}");
+    // Typed, with the TLS library's refusal in its source chain.
+    let AppError::Amqp(AmqpError::Tls { source, .. }) = &err else {
+        panic!("not a TLS error: {err:?}");
+    };
+    let mut chain = Vec::new();
+    let mut next = source
+        .as_ref()
+        .map(|c| c as &(dyn std::error::Error + 'static));
+    while let Some(e) = next {
+        chain.push(e.to_string());
+        next = e.source();
+    }
+    assert!(
+        chain.iter().any(|c| c.contains("certificate")),
+        "the chain holds the verifier's words: {chain:?}"
+    );
 
     cfg.servers.rabbitmq.tls_ca_cert = Some(node.ca_cert_path().display().to_string());
     round_trip(&cfg, with(creds.clone()), with(creds)).await;
@@ -483,7 +496,7 @@ async fn many_applications_share_one_service_account_session_and_one_request_per
     eventually(Duration::from_secs(10), || {
         for (rx, n) in updates.iter_mut().zip(&mut counts) {
             while let Ok(e) = rx.try_recv() {
-                if e == SessionEvent::SecretUpdated {
+                if matches!(e, SessionEvent::SecretUpdated) {
                     *n += 1;
                 }
             }
@@ -630,7 +643,7 @@ impl nost_amqp::TokenSource for RenewsDuringTheHandshake {
         self.tokens.subscribe()
     }
 
-    async fn fresh(&self) -> Result<SecretString, String> {
+    async fn fresh(&self) -> Result<SecretString, nost_amqp::TokenError> {
         let current = self.tokens.borrow().clone();
         if !self.renewed.swap(true, Ordering::SeqCst) {
             self.tokens.send_replace(self.newer.clone());

@@ -193,7 +193,7 @@ async fn across_three_renewals(
         while let Ok(e) = events.try_recv() {
             match e {
                 SessionEvent::SecretUpdated => updates += 1,
-                SessionEvent::Disconnected { reason } => drops.push(reason),
+                SessionEvent::Disconnected { reason } => drops.push(reason.to_string()),
                 _ => {}
             }
         }
@@ -445,7 +445,7 @@ async fn rotated_refresh_tokens_are_single_use_and_the_newest_is_kept() {
     assert!(
         matches!(
             err,
-            AuthError::SessionExpired {
+            AuthError::LoginExpired {
                 reason: Some(InactiveReason::ClientSessionNotActive),
                 ..
             }
@@ -456,7 +456,7 @@ async fn rotated_refresh_tokens_are_single_use_and_the_newest_is_kept() {
 }
 
 #[tokio::test]
-async fn an_ended_sso_session_stops_renewal_with_a_typed_session_expired_error() {
+async fn an_ended_sso_session_stops_renewal_with_a_typed_login_expired_error() {
     let (node, kc) = stack();
     let cfg = config(&node, &kc, 240);
     // A session of its own, ended alone below.
@@ -490,10 +490,10 @@ async fn an_ended_sso_session_stops_renewal_with_a_typed_session_expired_error()
     let err = tokens.renew_now().await.unwrap_err();
     assert_eq!(
         err,
-        AuthError::SessionExpired {
+        AuthError::LoginExpired {
             reason: Some(InactiveReason::SessionNotActive),
             hint: match &err {
-                AuthError::SessionExpired { hint, .. } => hint,
+                AuthError::LoginExpired { hint, .. } => hint,
                 _ => "",
             },
         },
@@ -503,7 +503,7 @@ async fn an_ended_sso_session_stops_renewal_with_a_typed_session_expired_error()
     assert!(text.contains("Session not active"), "{text}");
     let told = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            if let Ok(AuthEvent::SessionExpired { .. }) = events.recv().await {
+            if let Ok(AuthEvent::LoginExpired { .. }) = events.recv().await {
                 return;
             }
         }
@@ -518,12 +518,12 @@ async fn an_ended_sso_session_stops_renewal_with_a_typed_session_expired_error()
     let failure = app.auth_failure().expect("the application knows why");
     assert_eq!(
         failure.fatal_kind(),
-        Some(FatalKind::SessionExpired),
+        Some(FatalKind::LoginExpired),
         "{failure}"
     );
     match app.send_message("status.ping", "{}").await {
         Err(AppError::Auth(e)) => {
-            assert_eq!(e.fatal_kind(), Some(FatalKind::SessionExpired), "{e}");
+            assert_eq!(e.fatal_kind(), Some(FatalKind::LoginExpired), "{e}");
         }
         other => panic!("send_message must fail with the ended session, got {other:?}"),
     }

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use lapin::Connect;
 
 use super::consumer::{ConsumerSpec, start_consumer};
 use super::topology::{bind, declare_exchange, declare_queue};
 use super::{Inner, Live, SessionEvent, lock};
+use crate::conn::handshake;
 use crate::error::AmqpError;
 use crate::settings::Login;
 
@@ -15,54 +15,26 @@ use crate::settings::Login;
 /// bindings and consumers. On failure the half-open connection is closed.
 pub(super) async fn open(inner: &Arc<Inner>, generation: u64) -> Result<Live, AmqpError> {
     let s = &inner.settings;
-    let err = |e: &lapin::Error| {
-        AmqpError::from_lapin(e, &s.endpoint(), &s.rabbitmq.virtual_host, s.uses_token())
-    };
     let (password, secret) = match &s.login {
         Login::Password { password, .. } => (password.clone(), None),
         Login::Token(src) => {
             let limit = s.connection_timeout();
-            let fetched = tokio::time::timeout(limit, src.fresh())
-                .await
-                .unwrap_or_else(|_| {
-                    Err(format!(
-                        "the token source gave no token within {} s (servers.rabbitmq.connection_timeout)",
-                        limit.as_secs()
-                    ))
-                });
-            let token = match fetched {
-                Ok(t) => t,
-                // No token can come again: say why, typed (no retry helps).
-                Err(e) => {
+            let token = match tokio::time::timeout(limit, src.fresh()).await {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
+                    // A source that failed for good says so, typed, even
+                    // when `fresh` reported it as a passing failure.
                     return Err(src
                         .failure()
-                        .map_or(AmqpError::Token(e), AmqpError::TokenFailed));
+                        .map_or_else(|| e.into(), AmqpError::TokenFailed));
                 }
+                Err(_) => return Err(AmqpError::TokenTimeout { timeout: limit }),
             };
             (token.clone(), Some(token))
         }
     };
-    let uri = s.uri(&password)?;
-    let tls = s.tls_config()?;
-    let rt = lapin::runtime::default_runtime().map_err(|e| err(&e))?;
     let timeout = s.connection_timeout();
-    let conn = tokio::time::timeout(timeout, uri.connect_with_config(s.properties(), tls, rt))
-        .await
-        .map_err(|_| AmqpError::ConnectTimeout {
-            endpoint: s.endpoint(),
-            timeout,
-        })?
-        .map_err(|e| match err(&e) {
-            // rustls aborts a handshake with an untrusted certificate and the
-            // transport only reports the broken socket: on a TLS connection
-            // that accepted TCP, that is a TLS failure.
-            AmqpError::Unreachable { endpoint, reason }
-                if s.rabbitmq.tls && !reason.to_ascii_lowercase().contains("refused") =>
-            {
-                AmqpError::Tls { endpoint, reason }
-            }
-            other => other,
-        })?;
+    let conn = handshake(s, &password).await?;
     let conn = Arc::new(conn);
     // Bounded here, not by dropping this future: a connection dropped
     // while restoring would stay open at the broker.
@@ -163,8 +135,8 @@ fn watch_connection(inner: &Arc<Inner>, conn: &lapin::Connection, generation: u6
                         None => std::future::pending().await,
                     }
                 } => {
-                    let secs = blocked_limit.map(|d| d.as_secs()).unwrap_or_default();
-                    let _ = broken.send((generation, format!("the broker kept the connection blocked longer than servers.rabbitmq.blocked_connection_timeout ({secs} s)")));
+                    let timeout = blocked_limit.unwrap_or_default();
+                    let _ = broken.send((generation, AmqpError::BlockedTooLong { timeout }));
                     return;
                 }
             };
@@ -173,7 +145,13 @@ fn watch_connection(inner: &Arc<Inner>, conn: &lapin::Connection, generation: u6
                     if is_channel_error(&e) && status.connected() {
                         continue;
                     }
-                    let _ = broken.send((generation, e.to_string()));
+                    let _ = broken.send((
+                        generation,
+                        AmqpError::ConnectionLost {
+                            reason: e.to_string(),
+                            source: Some(nost_config::Cause::new(e)),
+                        },
+                    ));
                     return;
                 }
                 lapin::Event::ConnectionBlocked(reason) => {

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Inner, Live, lock};
+use crate::error::AmqpError;
 use crate::message::Delivery;
 use crate::settings::no_args;
 
@@ -87,12 +88,12 @@ pub(super) async fn start_consumer(
                         }
                     }
                     Some(Err(e)) => {
-                        let _ = broken.send((generation, format!("consumer on {queue}: {e}")));
+                        let _ = broken.send((generation, AmqpError::ConsumerLost { queue, source: Some(nost_config::Cause::new(e)) }));
                         return;
                     }
                     None => {
                         if !stop.is_cancelled() {
-                            let _ = broken.send((generation, format!("consumer on {queue} was cancelled by the broker")));
+                            let _ = broken.send((generation, AmqpError::ConsumerLost { queue, source: None }));
                         }
                         return;
                     }

@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::AmqpError;
+use crate::error::{AmqpError, Refusal};
 use crate::message::{MessageProperties, Outgoing};
 use crate::outbox::{Confirm, Outbox, Pending};
 use crate::settings::{BindingSpec, ConnectSettings, ExchangeSpec, QueueSpec, no_args};
@@ -29,8 +29,9 @@ use consumer::{ConsumerSpec, start_consumer};
 pub use publisher::MAX_NACK_RETRIES;
 use topology::Topology;
 
-/// What happens to a session, for logs and applications.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What happens to a session (or a shared connection), for logs and
+/// applications.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum SessionEvent {
     /// Connected (again); `generation` counts connections.
@@ -40,15 +41,17 @@ pub enum SessionEvent {
     },
     /// The connection or channel was lost.
     Disconnected {
-        /// What was reported.
-        reason: String,
+        /// Why: the connection closed or failed
+        /// ([`AmqpError::ConnectionLost`]), a failed declaration closed the
+        /// channel, a consumer ended, `update-secret` failed, …
+        reason: AmqpError,
     },
     /// A reconnect attempt failed; another follows after `retry_in`.
     ReconnectFailed {
         /// Attempt number since the loss.
         attempt: u32,
-        /// Why it failed.
-        error: String,
+        /// Why this attempt failed.
+        error: AmqpError,
         /// Wait before the next attempt.
         retry_in: Duration,
     },
@@ -56,23 +59,20 @@ pub enum SessionEvent {
     SecretUpdated,
     /// `update-secret` failed; the session reconnects with the current token.
     SecretUpdateFailed {
-        /// Why.
-        error: String,
+        /// The broker's refusal ([`AmqpError::SecretRefused`]) or
+        /// [`AmqpError::SecretUpdateTimeout`].
+        error: AmqpError,
     },
     /// The broker refused a message (e.g. no write permission); it was not
     /// re-sent, and its [`Confirm`] (or the next `flush`) reports it.
     PublishRefused {
-        /// Exchange.
-        exchange: String,
-        /// Routing key.
-        routing_key: String,
-        /// The broker's reason.
-        error: String,
+        /// The message (exchange, routing key) and the broker's reason.
+        refusal: Refusal,
     },
     /// The broker blocked the connection (a resource alarm): publishing
     /// waits; after `blocked_connection_timeout` the session reconnects.
     Blocked {
-        /// The broker's reason.
+        /// The broker's words.
         reason: String,
     },
     /// The broker unblocked the connection.
@@ -80,12 +80,12 @@ pub enum SessionEvent {
     /// The broker closed the publishing channel over a refused message;
     /// it was reopened on the same connection (no reconnect).
     ChannelReopened,
-    /// The token source can never give a token again (session over,
+    /// The token source can never give a token again (the login is over,
     /// credentials or client refused): new messages are refused with
     /// [`AmqpError::TokenFailed`], and once the connection is lost the
     /// session does not reconnect (what waits in the buffer then fails too).
     TokenFailed {
-        /// Why, and what to do.
+        /// Why, typed, and what to do.
         failure: crate::token::TokenFailure,
     },
     /// The session was shut down on request.
@@ -109,7 +109,8 @@ struct Inner {
     live: watch::Sender<Option<Live>>,
     outbox: Outbox,
     events: broadcast::Sender<SessionEvent>,
-    broken: mpsc::UnboundedSender<(u64, String)>,
+    /// Reports that the connection (or a channel) of a generation broke.
+    broken: mpsc::UnboundedSender<(u64, AmqpError)>,
     cancel: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     next_id: AtomicU64,
@@ -166,14 +167,7 @@ impl Session {
         let nodes = inner.settings.node_count();
         // Subscribed before the first token is taken: a token renewed while
         // the first connection opens is seen (and pushed) by the supervisor.
-        let tokens = match &inner.settings.login {
-            crate::settings::Login::Token(src) => {
-                let mut rx = src.subscribe();
-                rx.borrow_and_update();
-                Some(rx)
-            }
-            crate::settings::Login::Password { .. } => None,
-        };
+        let tokens = crate::conn::token_feed(&inner.settings.login);
         let mut attempt = 0;
         let mut tried = 0;
         let first = loop {
@@ -228,31 +222,18 @@ impl Session {
         self.inner.settings.display_url()
     }
 
+    /// The connection up now, with a usable channel (one a failed
+    /// declaration closed is being replaced); waits up to
+    /// `connection_timeout` for it.
     async fn live(&self) -> Result<Live, AmqpError> {
-        let mut rx = self.inner.live.subscribe();
-        let wait = self.inner.settings.connection_timeout();
-        let res = tokio::time::timeout(wait, async {
-            loop {
-                // A channel the broker closed (a failed declaration) is
-                // being replaced: wait for the new connection.
-                if let Some(l) = rx
-                    .borrow_and_update()
-                    .clone()
-                    .filter(|l| l.channel.status().connected())
-                {
-                    return Ok(l);
-                }
-                if self.inner.cancel.is_cancelled() || rx.changed().await.is_err() {
-                    return Err(AmqpError::Shutdown);
-                }
-            }
-        })
-        .await;
-        res.unwrap_or_else(|_| {
-            Err(AmqpError::NotConnected {
-                reason: format!("no connection within {} s", wait.as_secs()),
-            })
-        })
+        crate::conn::wait_until_up(
+            &self.inner.live,
+            &self.inner.cancel,
+            self.inner.settings.connection_timeout(),
+            |l| l.channel.status().connected(),
+            |wait| format!("no connection within {} s", wait.as_secs()),
+        )
+        .await
     }
 
     fn classify(&self, live: &Live, e: &lapin::Error) -> AmqpError {
@@ -263,7 +244,7 @@ impl Session {
             self.inner.settings.uses_token(),
         );
         // A failed operation closes the channel: let the supervisor reopen.
-        let _ = self.inner.broken.send((live.generation, err.to_string()));
+        let _ = self.inner.broken.send((live.generation, err.clone()));
         err
     }
 

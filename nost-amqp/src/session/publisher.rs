@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{Inner, Live, SessionEvent, err_of};
-use crate::error::Refusal;
+use crate::error::{AmqpError, Refusal};
 use crate::outbox::Pending;
 
 /// How many messages may wait for a publisher confirm at once.
@@ -47,7 +47,7 @@ enum End {
     /// The broker closed the channel over a message: reopen it.
     Refused,
     /// The connection is gone or replaced; `Some` reports the loss.
-    Connection(Option<String>),
+    Connection(Option<AmqpError>),
     /// The session shuts down.
     Shutdown,
 }
@@ -81,10 +81,10 @@ pub(super) async fn publisher(inner: Arc<Inner>) {
         loop {
             let end = match open_channel(&live).await {
                 Ok(channel) => run(&inner, &live, &channel, &mut live_rx, &mut carry).await,
-                Err(e) => End::Connection(Some(format!(
-                    "cannot open the publishing channel: {}",
-                    err_of(&inner, &e)
-                ))),
+                Err(e) => End::Connection(Some(AmqpError::ConnectionLost {
+                    reason: format!("cannot open the publishing channel: {}", err_of(&inner, &e)),
+                    source: Some(nost_config::Cause::new(e)),
+                })),
             };
             match end {
                 End::Refused => {
@@ -279,9 +279,7 @@ fn refuse(inner: &Inner, p: Pending, code: Option<u16>, reason: String) {
     let refusal = Refusal::new(&p.msg.exchange, &p.msg.routing_key, code, reason);
     tracing::error!(target: "nost_amqp", exchange = %refusal.exchange, routing_key = %refusal.routing_key, reason = %refusal.reason, hint = refusal.hint(), "message refused by the broker");
     let _ = inner.events.send(SessionEvent::PublishRefused {
-        exchange: refusal.exchange.clone(),
-        routing_key: refusal.routing_key.clone(),
-        error: refusal.to_string(),
+        refusal: refusal.clone(),
     });
     inner.outbox.settle_refused(p, refusal);
 }
@@ -377,7 +375,7 @@ async fn run(
         inner
             .outbox
             .requeue_front(inflight.into_iter().map(|s| s.p));
-        return End::Connection(Some(err_of(inner, &cause).to_string()));
+        return End::Connection(Some(err_of(inner, &cause)));
     };
     let mut inflight: VecDeque<Pending> = inflight.into_iter().map(|s| s.p).collect();
     let found = if carry.probe > 0 {

@@ -99,7 +99,7 @@ fn on_current(live: &watch::Sender<Option<Live>>, shared: &SharedConnection) -> 
 async fn supervise(
     inner: Arc<Inner>,
     shared: SharedConnection,
-    mut broken: mpsc::UnboundedReceiver<(u64, String)>,
+    mut broken: mpsc::UnboundedReceiver<(u64, AmqpError)>,
 ) {
     let mut conn_rx = shared.inner.live.subscribe();
     conn_rx.borrow_and_update();
@@ -120,7 +120,10 @@ async fn supervise(
                 if on_current(&inner.live, &shared) {
                     continue;
                 }
-                "the shared connection was lost".to_owned()
+                AmqpError::ConnectionLost {
+                    reason: "the shared connection was lost".to_owned(),
+                    source: None,
+                }
             }
         };
         inner.outbox.set_connected(false);
@@ -163,7 +166,7 @@ async fn supervise(
                     tracing::warn!(target: "nost_amqp", attempt, error = %e, retry_in_s = delay.as_secs_f64(), "restoring the session on the shared connection failed");
                     let _ = inner.events.send(SessionEvent::ReconnectFailed {
                         attempt,
-                        error: e.to_string(),
+                        error: e,
                         retry_in: delay,
                     });
                 }

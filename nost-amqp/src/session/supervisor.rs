@@ -6,6 +6,8 @@ use std::time::Duration;
 use nost_config::{ExposeSecret, SecretString};
 use tokio::sync::{mpsc, watch};
 
+use crate::conn::{push_renewed, renewed};
+
 use super::connect::open;
 use super::{Inner, SessionEvent};
 use crate::error::AmqpError;
@@ -48,7 +50,7 @@ fn report_failure(inner: &Inner, failure: &TokenFailure) {
 /// renewed while a handshake was in progress is pushed right after it.
 pub(super) async fn supervise(
     inner: Arc<Inner>,
-    mut broken: mpsc::UnboundedReceiver<(u64, String)>,
+    mut broken: mpsc::UnboundedReceiver<(u64, AmqpError)>,
     mut tokens: Option<watch::Receiver<SecretString>>,
 ) {
     let mut generation = 1u64;
@@ -68,46 +70,19 @@ pub(super) async fn supervise(
                 failure = Some(f);
                 continue;
             }
-            changed = async {
-                match tokens.as_mut() {
-                    Some(rx) => rx.changed().await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                if changed.is_err() {
-                    tokens = None;
-                    continue;
-                }
-                let token = tokens.as_mut().map(|rx| rx.borrow_and_update().clone());
+            token = renewed(&mut tokens) => {
                 let live = inner.live.borrow().clone();
-                let (Some(token), Some(live)) = (token, live) else { continue };
+                let Some(live) = live else { continue };
                 if carried.as_ref().is_some_and(|c| c.expose_secret() == token.expose_secret()) {
                     // The connection logged in with this very token.
                     continue;
                 }
-                let res = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    live.conn.update_secret(token.expose_secret().into(), "secret".into()),
-                ).await;
-                match res {
-                    Ok(Ok(())) => {
+                match push_renewed(&live.conn, &token, &inner.settings, &inner.events, "own").await {
+                    Ok(()) => {
                         carried = Some(token);
-                        tracing::info!(target: "nost_amqp", "renewed token sent to RabbitMQ (update-secret)");
-                        let _ = inner.events.send(SessionEvent::SecretUpdated);
                         continue;
                     }
-                    Ok(Err(e)) => {
-                        let error = AmqpError::from_lapin(&e, &inner.settings.endpoint(), &inner.settings.rabbitmq.virtual_host, true).to_string();
-                        tracing::warn!(target: "nost_amqp", %error, "update-secret failed; reconnecting with the current token");
-                        let _ = inner.events.send(SessionEvent::SecretUpdateFailed { error: error.clone() });
-                        error
-                    }
-                    Err(_) => {
-                        let error = "update-secret got no answer within 10 s".to_owned();
-                        tracing::warn!(target: "nost_amqp", %error, "reconnecting with the current token");
-                        let _ = inner.events.send(SessionEvent::SecretUpdateFailed { error: error.clone() });
-                        error
-                    }
+                    Err(error) => error,
                 }
             }
         };
@@ -178,7 +153,7 @@ pub(super) async fn supervise(
                     tracing::warn!(target: "nost_amqp", attempt, error = %e, retry_in_s = delay.as_secs_f64(), "reconnect failed");
                     let _ = inner.events.send(SessionEvent::ReconnectFailed {
                         attempt,
-                        error: e.to_string(),
+                        error: e,
                         retry_in: delay,
                     });
                 }

@@ -23,27 +23,39 @@ impl nost_amqp::TokenSource for Feed {
         self.0.subscribe_tokens()
     }
 
-    async fn fresh(&self) -> Result<SecretString, String> {
+    async fn fresh(&self) -> Result<SecretString, nost_amqp::TokenError> {
         self.0
             .fresh_access_token(MIN_TOKEN_LIFE_FOR_CONNECT)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| match e.fatal_kind() {
+                Some(kind) => nost_amqp::TokenError::Failed(failure(kind, e)),
+                None => nost_amqp::TokenError::unavailable(e),
+            })
     }
 
     fn failure(&self) -> Option<nost_amqp::TokenFailure> {
         let error = self.0.stopped_by()?;
         let kind = error.fatal_kind()?;
-        Some(failure(kind, &error))
+        Some(failure(kind, error))
     }
 
     async fn failed(&self) -> nost_amqp::TokenFailure {
         let (kind, error) = self.0.fatal().await;
-        failure(kind, &error)
+        failure(kind, error)
     }
 }
 
-fn failure(kind: nost_auth::FatalKind, error: &nost_auth::AuthError) -> nost_amqp::TokenFailure {
-    nost_amqp::TokenFailure::new(kind.as_str(), error.to_string(), kind.advice())
+/// nost-auth's verdict as nost-amqp's, the [`nost_auth::AuthError`] kept
+/// as its cause.
+fn failure(kind: nost_auth::FatalKind, error: nost_auth::AuthError) -> nost_amqp::TokenFailure {
+    use nost_amqp::TokenFailureKind as K;
+    let typed = match kind {
+        nost_auth::FatalKind::LoginExpired => K::LoginExpired,
+        nost_auth::FatalKind::CredentialsRejected => K::CredentialsRejected,
+        nost_auth::FatalKind::ClientRejected => K::ClientRejected,
+        _ => K::Other,
+    };
+    nost_amqp::TokenFailure::caused_by(typed, error, kind.advice())
 }
 
 /// The broker login of `mode`; in Keycloak modes also the running token manager.

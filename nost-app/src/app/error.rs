@@ -187,7 +187,7 @@ fn auth_kind(e: &nost_auth::AuthError) -> ErrorKind {
         return ErrorKind::Unavailable;
     }
     match e.fatal_kind() {
-        Some(F::SessionExpired | F::CredentialsRejected | F::ClientRejected) => {
+        Some(F::LoginExpired | F::CredentialsRejected | F::ClientRejected) => {
             ErrorKind::Authentication
         }
         Some(_) => ErrorKind::Usage,
@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn kinds_tell_log_in_again_from_broker_down() {
-        let expired = AppError::Auth(nost_auth::AuthError::SessionExpired {
+        let expired = AppError::Auth(nost_auth::AuthError::LoginExpired {
             reason: None,
             hint: "log in again",
         });
@@ -220,6 +220,9 @@ mod tests {
         let down = AppError::Amqp(nost_amqp::AmqpError::Unreachable {
             endpoint: "localhost:5672".into(),
             reason: "connection refused".into(),
+            source: nost_config::Cause::new(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            )),
         });
         assert!(down.is_unavailable() && !down.is_auth());
         assert_eq!(AppError::LogLevel("LOUD".into()).kind(), ErrorKind::Usage);

@@ -85,7 +85,8 @@ struct Inner {
     shut: CancellationToken,
     simulator: Simulator,
     description: Option<String>,
-    outbox: mpsc::UnboundedSender<Queued>,
+    /// Status messages in order, to the task that sends them (see `spawn_status_sender`).
+    status_queue: mpsc::UnboundedSender<Queued>,
     /// The YAML's log file, written until shutdown.
     file_log: Mutex<Option<crate::logging::FileLogRegistration>>,
 }
@@ -231,7 +232,7 @@ impl Application {
             }
         };
         tracing::info!(target: "nost_app", app = name, prefix, mode = %mode, url = %session.url(), "application started");
-        let (outbox, outbox_rx) = mpsc::unbounded_channel::<Queued>();
+        let (status_queue, status_rx) = mpsc::unbounded_channel::<Queued>();
         let app = Application {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
@@ -249,11 +250,11 @@ impl Application {
                 shut: CancellationToken::new(),
                 simulator: options.simulator.clone().unwrap_or_default(),
                 description: options.description.clone(),
-                outbox,
+                status_queue,
                 file_log: Mutex::new(file_log),
             }),
         };
-        app.spawn_status_sender(outbox_rx);
+        app.spawn_status_sender(status_rx);
         app.observe_simulator(&role)?;
         if role.set_offset {
             crate::ntp::start(&app, config);
@@ -382,7 +383,7 @@ impl Application {
     pub async fn flush(&self, timeout: Duration) -> Result<(), AppError> {
         // Status messages queued by observers reach the session first.
         let (done, wait) = tokio::sync::oneshot::channel();
-        if self.inner.outbox.send(Queued::Barrier(done)).is_ok() {
+        if self.inner.status_queue.send(Queued::Barrier(done)).is_ok() {
             let _ = tokio::time::timeout(timeout, wait).await;
         }
         Ok(self.inner.session.flush(timeout).await?)
@@ -582,7 +583,7 @@ impl Application {
                 let left = || deadline.saturating_duration_since(tokio::time::Instant::now()).min(SHUTDOWN_FLUSH);
                 // Let queued status messages reach the session before flushing.
                 let (done, wait) = tokio::sync::oneshot::channel();
-                if inner.outbox.send(Queued::Barrier(done)).is_ok() {
+                if inner.status_queue.send(Queued::Barrier(done)).is_ok() {
                     let _ = tokio::time::timeout(left(), wait).await;
                 }
                 if inner.session.is_connected()
@@ -624,7 +625,7 @@ impl Application {
     pub(crate) fn queue_message(&self, topic: &str, body: String) {
         let _ = self
             .inner
-            .outbox
+            .status_queue
             .send(Queued::Message(topic.to_owned(), body));
     }
 

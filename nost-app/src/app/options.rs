@@ -32,7 +32,7 @@ pub struct StartOptions {
     pub handle_signals: bool,
     /// Name shown for the connection in RabbitMQ's management UI.
     pub connection_name: Option<String>,
-    /// Use this Keycloak session instead of logging in: many applications,
+    /// Use this Keycloak login instead of logging in again: many applications,
     /// one token request per renewal. `auth` is then not read.
     pub shared_tokens: Option<SharedTokens>,
     /// Borrow channels on this connection instead of opening one: many

@@ -1,4 +1,4 @@
-//! One Keycloak session for many applications of one process.
+//! One Keycloak login for many applications of one process.
 
 use nost_amqp::Login;
 use nost_auth::TokenManager;
@@ -8,7 +8,7 @@ use super::error::AppError;
 use super::options::AuthInputs;
 use super::{auth_link, detect_mode};
 
-/// A Keycloak session (one login, one refresher) that many
+/// A Keycloak login (one token request per renewal, one refresher) that many
 /// [`Application`](super::Application)s of a process share through
 /// [`StartOptions::shared_tokens`](crate::StartOptions::shared_tokens).
 ///

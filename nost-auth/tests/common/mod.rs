@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use nost_auth::{AuthError, TokenSet, TokenSource};
+use nost_auth::{AuthError, TokenIssuer, TokenSet};
 use nost_config::{ExposeSecret, KeycloakConfig, SecretString};
 use tokio::time::Instant;
 use wiremock::MockServer;
@@ -84,7 +84,7 @@ pub fn set(n: usize, life: Duration, refresh: bool) -> TokenSet {
     }
 }
 
-/// One call a [`FakeSource`] received.
+/// One call a [`FakeIssuer`] received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
     /// `obtain(otp)`.
@@ -96,14 +96,14 @@ pub enum Call {
 type Responder = dyn Fn(&Call, usize) -> Result<TokenSet, AuthError> + Send + Sync;
 
 /// A scripted token source recording its calls with their (tokio) time.
-pub struct FakeSource {
+pub struct FakeIssuer {
     start: Instant,
     calls: Mutex<Vec<(Duration, Call)>>,
     respond: Box<Responder>,
     delay: Duration,
 }
 
-impl FakeSource {
+impl FakeIssuer {
     /// `respond(call, index of the call)`.
     pub fn new(
         respond: impl Fn(&Call, usize) -> Result<TokenSet, AuthError> + Send + Sync + 'static,
@@ -116,7 +116,7 @@ impl FakeSource {
         delay: Duration,
         respond: impl Fn(&Call, usize) -> Result<TokenSet, AuthError> + Send + Sync + 'static,
     ) -> Arc<Self> {
-        Arc::new(FakeSource {
+        Arc::new(FakeIssuer {
             start: Instant::now(),
             calls: Mutex::new(Vec::new()),
             respond: Box::new(respond),
@@ -161,7 +161,7 @@ impl FakeSource {
 }
 
 #[async_trait]
-impl TokenSource for FakeSource {
+impl TokenIssuer for FakeIssuer {
     async fn obtain(&self, otp: Option<SecretString>) -> Result<TokenSet, AuthError> {
         self.call(Call::Obtain(otp.map(|o| o.expose_secret().to_string())))
             .await

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use nost_auth::{KeycloakSource, TokenSource};
+use nost_auth::{KeycloakIssuer, TokenIssuer};
 use nost_config::{AuthMode, ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
@@ -59,7 +59,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             mode.kind()
         );
     };
-    let source = KeycloakSource::new(
+    let source = KeycloakIssuer::new(
         &mode,
         keycloak,
         Duration::from_secs(c.servers.rabbitmq.connection_timeout.max(1)),

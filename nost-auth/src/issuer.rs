@@ -7,15 +7,15 @@ use crate::error::AuthError;
 use crate::token::TokenSet;
 
 /// Something that issues tokens for one set of credentials: Keycloak
-/// ([`KeycloakSource`](crate::KeycloakSource)) or a test double.
+/// ([`KeycloakIssuer`](crate::KeycloakIssuer)) or a test double.
 ///
-/// With the `mock` feature, `MockTokenSource` (mockall) implements it.
+/// With the `mock` feature, `MockTokenIssuer` (mockall) implements it.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
-pub trait TokenSource: Send + Sync {
+pub trait TokenIssuer: Send + Sync {
     /// A new token pair by the credentials' own grant (`client_credentials`
     /// or `password`); `otp` is sent along when given. Sources that have no
-    /// grant (pre-acquired tokens) answer [`AuthError::SessionExpired`].
+    /// grant (pre-acquired tokens) answer [`AuthError::LoginExpired`].
     async fn obtain(&self, otp: Option<SecretString>) -> Result<TokenSet, AuthError>;
 
     /// A new token pair for a refresh token (`refresh_token` grant).
