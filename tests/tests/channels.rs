@@ -207,7 +207,7 @@ async fn bad_entries_fail_naming_the_field() {
             // The broker's refusal stays reachable as the error's source.
             assert!(
                 matches!(
-                    source,
+                    source.as_deref(),
                     Some(nost_amqp::AmqpError::PreconditionFailed { .. })
                 ),
                 "{source:?}"

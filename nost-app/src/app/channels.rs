@@ -74,7 +74,7 @@ async fn declare_into(
                     "declaring exchange {:?} failed: {err} (an exchange of that name with other settings exists, or the user may not configure it)",
                     e.name
                 ),
-                source: Some(err),
+                source: Some(Box::new(err)),
             })?;
         declared.push(e.name.clone());
     }
@@ -94,7 +94,7 @@ async fn declare_into(
                     "declaring queue {:?} failed: {err} (a queue of that name with other settings exists, or the user may not configure it)",
                     c.address
                 ),
-                source: Some(err),
+                source: Some(Box::new(err)),
             })?;
         queues.push(c.address.clone());
         session
@@ -110,7 +110,7 @@ async fn declare_into(
                     "binding queue {:?} to exchange {:?} failed: {err}",
                     c.address, c.exchange.name
                 ),
-                source: Some(err),
+                source: Some(Box::new(err)),
             })?;
     }
     Ok(())

@@ -94,7 +94,7 @@ pub enum AppError {
         reason: String,
         /// The broker's refusal, when it refused.
         #[source]
-        source: Option<nost_amqp::AmqpError>,
+        source: Option<Box<nost_amqp::AmqpError>>,
     },
     /// The application was shut down.
     #[error("the application is shut down")]
