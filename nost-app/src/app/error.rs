@@ -31,6 +31,10 @@ pub enum AppError {
         /// What went wrong and what to do.
         reason: String,
     },
+    /// The simulator refused a command (a pause while not executing, a
+    /// non-positive time step, …).
+    #[error(transparent)]
+    Simulator(#[from] crate::simulator::SimError),
     /// The application was shut down.
     #[error("the application is shut down")]
     ShutDown,
