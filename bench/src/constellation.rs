@@ -257,6 +257,10 @@ pub async fn child(args: AppArgs, count: usize, secs: u64, shared: bool) -> Resu
                     n += 1;
                 }
             }
+            // The first tick is at once: one more makes the measured span
+            // `secs` seconds, as the Python child's (it sleeps after its
+            // last round).
+            tick.tick().await;
             n
         }
     }))

@@ -11,7 +11,7 @@ use crate::messages::{
     FreezeCommand, InitCommand, NostMessage, ResumeCommand, StartCommand, StopCommand,
     UpdateCommand,
 };
-use crate::simulator::Mode;
+use crate::simulator::{Mode, RunPlan};
 use crate::topics;
 use crate::{AppError, HandlerError, StartOptions};
 
@@ -197,7 +197,13 @@ impl ManagedApplication {
                     tracing::warn!(target: "nost_app", app = a.name(), "start received while running; ignored");
                     return Ok(());
                 }
-                sim.execute(start, stop - start, time_step, p.start_time, p.time_scaling_factor)
+                sim.execute(RunPlan {
+                    init_time: start,
+                    duration: stop - start,
+                    time_step,
+                    wallclock_epoch: p.start_time,
+                    time_scale_factor: p.time_scaling_factor,
+                })
                     .map_err(|e| boxed(&e.to_string()))?;
                 run_hooks(&hk, |h| h.on_start(&a, &hooked));
                 Ok(())

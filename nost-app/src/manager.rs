@@ -15,7 +15,7 @@ use crate::messages::{
     FreezeCommand, FreezeRequest, InitCommand, NostMessage, ReadyStatus, ResumeCommand,
     ResumeRequest, StartCommand, StopCommand, UpdateCommand, UpdateRequest,
 };
-use crate::simulator::Mode;
+use crate::simulator::{Mode, RunPlan};
 use crate::topics;
 use crate::{AppError, StartOptions};
 
@@ -360,15 +360,12 @@ impl Manager {
         )
         .to_json();
         self.app.send_message(topics::START, &start).await?;
-        let run = sim
-            .execute(
-                plan.sim_start_time,
-                duration,
-                plan.time_step.as_delta(),
-                Some(start_time),
-                plan.time_scale_factor,
-            )
-            .map_err(|e| AppError::Message(e.to_string()))?;
+        let run = sim.execute(
+            RunPlan::new(plan.sim_start_time, duration)
+                .time_step(plan.time_step.as_delta())
+                .wallclock_epoch(start_time)
+                .time_scale_factor(plan.time_scale_factor),
+        )?;
         lock(&self.shared.0).run = Some(run);
         sim.wait_for(|m| m == Mode::Executing || m == Mode::Terminated)
             .await;
@@ -451,7 +448,7 @@ impl Manager {
         self.app
             .simulator()
             .update(factor, Some(sim_update_time))
-            .map_err(|e| AppError::Message(e.to_string()))
+            .map_err(AppError::from)
     }
 
     /// Publish `freeze`, pause at `sim_freeze_time`, and resume after
@@ -472,7 +469,7 @@ impl Manager {
             sleep_until_wallclock(&sim, sim.wallclock_at(sim_freeze_time)).await;
         }
         if sim.mode() == Mode::Executing {
-            sim.pause().map_err(|e| AppError::Message(e.to_string()))?;
+            sim.pause()?;
         }
         if let Some(d) = duration {
             tokio::time::sleep(d.to_std()).await;
@@ -495,8 +492,7 @@ impl Manager {
         self.app.send_message(topics::RESUME, &body).await?;
         // The same mapping the managed applications re-anchor to.
         if matches!(sim.mode(), Mode::Paused | Mode::Pausing) {
-            sim.resume_at(resume_time, sim_resume_time)
-                .map_err(|e| AppError::Message(e.to_string()))?;
+            sim.resume_at(resume_time, sim_resume_time)?;
         }
         Ok(())
     }

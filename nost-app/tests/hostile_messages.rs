@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{DateTime, TimeDelta, Utc};
 use nost_app::messages::*;
 use nost_app::simulator::{
-    MAX_CATCH_UP, Mode, ScenarioSchedule, SimEvent, Simulator, TimeStatusPublisher, TokioClock,
+    MAX_CATCH_UP, Mode, RunPlan, ScenarioSchedule, SimEvent, Simulator, TimeStatusPublisher,
+    TokioClock,
 };
 
 const T: &str = "2024-01-01T12:00:00Z";
@@ -185,15 +186,9 @@ async fn a_time_status_init_years_before_the_start_does_not_flood_statuses() {
     )
     .unwrap();
     sim.add_observer(Arc::new(publisher));
-    sim.run(
-        start,
-        TimeDelta::seconds(5),
-        TimeDelta::seconds(1),
-        None,
-        1.0,
-    )
-    .await
-    .unwrap();
+    sim.run(RunPlan::new(start, TimeDelta::seconds(5)))
+        .await
+        .unwrap();
     // One status for the ten years before the start, one per second after.
     assert_eq!(sent.load(Ordering::Relaxed), 6);
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::TimeDelta;
+use nost_app::simulator::RunPlan;
 use nost_app::{Application, Message, StartOptions};
 use nost_config::{Config, Credentials, NostDuration};
 use nost_testkit::unique;
@@ -66,13 +67,7 @@ async fn ready_mode_and_time_statuses_carry_the_description() {
     plain.ready().await.unwrap();
     let t0 = chrono::Utc::now();
     sat.simulator()
-        .run(
-            t0,
-            TimeDelta::seconds(2),
-            TimeDelta::seconds(1),
-            None,
-            100.0,
-        )
+        .run(RunPlan::new(t0, TimeDelta::seconds(2)).time_scale_factor(100.0))
         .await
         .unwrap();
 

@@ -39,9 +39,6 @@ pub enum AppError {
     /// A value given to `send_json` that cannot be serialized as JSON.
     #[error("invalid message: {0}")]
     Json(#[source] serde_json::Error),
-    /// The simulator refused an action (its reason as text).
-    #[error("invalid message: {0}")]
-    Message(String),
     /// A setting that is required here is not given.
     #[error("{setting} is required {needed_for}")]
     MissingSetting {
@@ -96,6 +93,10 @@ pub enum AppError {
         #[source]
         source: Option<Box<nost_amqp::AmqpError>>,
     },
+    /// The simulator refused a command (a pause while not executing, a
+    /// non-positive time step, …).
+    #[error(transparent)]
+    Simulator(#[from] crate::simulator::SimError),
     /// The application was shut down.
     #[error("the application is shut down")]
     ShutDown,
@@ -135,7 +136,7 @@ impl AppError {
             AppError::Config(_)
             | AppError::InvalidName(_)
             | AppError::Json(_)
-            | AppError::Message(_)
+            | AppError::Simulator(_)
             | AppError::MissingSetting { .. }
             | AppError::InvalidSetting { .. }
             | AppError::LogLevel(_)

@@ -673,8 +673,10 @@ impl Application {
             .filter(|s| !s.is_zero() && !s.is_negative())
         {
             let weak = Arc::downgrade(&self.inner);
-            let publisher =
-                TimeStatusPublisher::new(step.as_delta(), settings.time_status_init, move |tick| {
+            let publisher = TimeStatusPublisher::new(
+                step.as_delta(),
+                settings.time_status_init,
+                move |tick| {
                     let Some(inner) = weak.upgrade() else { return };
                     let app = Application { inner };
                     let mut status =
@@ -682,8 +684,8 @@ impl Application {
                     status.description = app.inner.description.clone();
                     let body = status.to_json();
                     app.queue_message("status.time", body);
-                })
-                .map_err(|e| AppError::Message(e.to_string()))?;
+                },
+            )?;
             self.inner.simulator.add_observer(Arc::new(publisher));
         }
         Ok(())

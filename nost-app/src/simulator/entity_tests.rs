@@ -110,7 +110,7 @@ async fn entities_are_found_by_name_and_type_and_keep_their_own_clock() {
 
     let times = Arc::new(RecordingObserver::with_filters([PROPERTY_TIME]));
     s1.observable().add_observer(times.clone());
-    sim.execute(t0(), ms(2500), secs(1), None, 100.0)
+    sim.execute(RunPlan::new(t0(), ms(2500)).time_scale_factor(100.0))
         .unwrap()
         .join()
         .await
@@ -157,7 +157,7 @@ async fn a_message_callback_updates_an_entity_while_the_simulator_runs() {
         .unwrap()
         .observable()
         .add_observer(started.clone());
-    let run = sim.execute(t0(), secs(10), secs(1), None, 1.0).unwrap();
+    let run = sim.execute(RunPlan::new(t0(), secs(10))).unwrap();
     sim.wait_for_mode(Mode::Executing).await;
     assert!(
         matches!(
@@ -206,7 +206,7 @@ async fn an_entity_observer_may_lock_the_entity_it_observes() {
             },
         )));
     fires.with(|f| f.reported.extend([1, 2]));
-    sim.execute(t0(), secs(2), secs(1), None, 100.0)
+    sim.execute(RunPlan::new(t0(), secs(2)).time_scale_factor(100.0))
         .unwrap()
         .join()
         .await
@@ -222,7 +222,7 @@ async fn recording_observer_filters_and_timestamps_simulator_changes() {
     sim.add_observer(rec.clone());
     let all = Arc::new(RecordingObserver::new());
     sim.add_observer(all.clone());
-    sim.execute(t0(), secs(2), secs(1), Some(base() + secs(5)), 1.0)
+    sim.execute(RunPlan::new(t0(), secs(2)).wallclock_epoch(base() + secs(5)))
         .unwrap()
         .join()
         .await
@@ -286,7 +286,7 @@ async fn scenario_time_interval_publisher_timing() {
         })
         .unwrap(),
     ));
-    sim.execute(t0(), secs(10), secs(3), None, 1.0)
+    sim.execute(RunPlan::new(t0(), secs(10)).time_step(secs(3)))
         .unwrap()
         .join()
         .await
@@ -313,20 +313,28 @@ async fn scenario_time_interval_callback_pins_the_due_times() {
         })
         .unwrap(),
     ));
-    sim.execute(t0(), secs(7), secs(3), None, 10.0)
-        .unwrap()
-        .join()
-        .await
-        .unwrap();
+    sim.execute(
+        RunPlan::new(t0(), secs(7))
+            .time_step(secs(3))
+            .time_scale_factor(10.0),
+    )
+    .unwrap()
+    .join()
+    .await
+    .unwrap();
     // Times 3, 6, 7: due 2 at 3, 4 and 6 at 6 (8 is past the end).
     assert_eq!(*seen.lock().unwrap(), [(2, 3), (4, 6), (6, 6)]);
     // A second run restarts the schedule.
     seen.lock().unwrap().clear();
-    sim.execute(t0(), secs(3), secs(3), None, 10.0)
-        .unwrap()
-        .join()
-        .await
-        .unwrap();
+    sim.execute(
+        RunPlan::new(t0(), secs(3))
+            .time_step(secs(3))
+            .time_scale_factor(10.0),
+    )
+    .unwrap()
+    .join()
+    .await
+    .unwrap();
     assert_eq!(*seen.lock().unwrap(), [(2, 3)]);
 }
 
@@ -360,7 +368,13 @@ async fn wallclock_interval_publisher_uses_the_wallclock_step_and_resets_on_resu
         .unwrap(),
     ));
     let start = tokio::time::Instant::now();
-    let run = sim.execute(t0(), secs(12), secs(2), None, 4.0).unwrap();
+    let run = sim
+        .execute(
+            RunPlan::new(t0(), secs(12))
+                .time_step(secs(2))
+                .time_scale_factor(4.0),
+        )
+        .unwrap();
     tokio::time::sleep_until(start + Duration::from_millis(1200)).await;
     sim.pause().unwrap();
     sim.wait_for_mode(Mode::Paused).await;
@@ -388,7 +402,7 @@ async fn wallclock_interval_publisher_uses_the_wallclock_step_and_resets_on_resu
 async fn resume_at_takes_the_commands_mapping_at_once() {
     let sim = sim();
     let start = tokio::time::Instant::now();
-    let run = sim.execute(t0(), secs(20), secs(1), None, 1.0).unwrap();
+    let run = sim.execute(RunPlan::new(t0(), secs(20))).unwrap();
     tokio::time::sleep_until(start + Duration::from_millis(2500)).await;
     sim.pause().unwrap();
     sim.wait_for_mode(Mode::Paused).await;

@@ -15,9 +15,7 @@ fn positive(step: TimeDelta, what: &str) -> Result<TimeDelta, SimError> {
     if step > TimeDelta::zero() {
         Ok(step)
     } else {
-        Err(SimError::InvalidArgument(format!(
-            "the {what} must be positive, got {step}"
-        )))
+        Err(SimError::not_positive(what, step))
     }
 }
 

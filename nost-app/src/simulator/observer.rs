@@ -278,9 +278,7 @@ impl ScenarioSchedule {
     /// `step` must be positive.
     pub fn new(step: TimeDelta, init: Option<DateTime<Utc>>) -> Result<Self, SimError> {
         if step <= TimeDelta::zero() {
-            return Err(SimError::InvalidArgument(format!(
-                "the schedule step must be positive, got {step}"
-            )));
+            return Err(SimError::not_positive("schedule step", step));
         }
         Ok(ScenarioSchedule {
             step,

@@ -68,7 +68,9 @@ fn time_status_sink(
 async fn a_run_at_factor_60_visits_every_mode_in_order() {
     let (sim, rec, _) = setup();
     assert_eq!(sim.mode(), Mode::Undefined);
-    let run = sim.execute(t0(), secs(60), secs(1), None, 60.0).unwrap();
+    let run = sim
+        .execute(RunPlan::new(t0(), secs(60)).time_scale_factor(60.0))
+        .unwrap();
     // Initialized synchronously.
     assert_eq!(sim.mode(), Mode::Initialized);
     assert!(sim.is_running());
@@ -91,7 +93,7 @@ async fn time_status_cadence() {
     // carrying the post-step time, then every 10 s.
     let (sim, _, _) = setup();
     let ticks = time_status_sink(&sim, secs(10), None);
-    sim.execute(t0(), secs(60), secs(1), None, 60.0)
+    sim.execute(RunPlan::new(t0(), secs(60)).time_scale_factor(60.0))
         .unwrap()
         .join()
         .await
@@ -112,7 +114,7 @@ async fn time_status_cadence() {
 async fn time_status_duplicates_when_its_step_equals_the_time_step() {
     let (sim, _, _) = setup();
     let ticks = time_status_sink(&sim, secs(1), None);
-    sim.execute(t0(), secs(5), secs(1), None, 60.0)
+    sim.execute(RunPlan::new(t0(), secs(5)).time_scale_factor(60.0))
         .unwrap()
         .join()
         .await
@@ -131,7 +133,7 @@ async fn time_status_duplicates_when_its_step_equals_the_time_step() {
 async fn time_status_init_sets_the_first_due_time() {
     let (sim, _, _) = setup();
     let ticks = time_status_sink(&sim, secs(20), Some(t0() + secs(30)));
-    sim.execute(t0(), secs(60), secs(1), None, 60.0)
+    sim.execute(RunPlan::new(t0(), secs(60)).time_scale_factor(60.0))
         .unwrap()
         .join()
         .await
@@ -144,7 +146,7 @@ async fn time_status_init_sets_the_first_due_time() {
 async fn pause_and_resume_shift_the_schedule() {
     let (sim, rec, start) = setup();
     let ticks = time_status_sink(&sim, secs(2), None);
-    let run = sim.execute(t0(), secs(10), secs(1), None, 1.0).unwrap();
+    let run = sim.execute(RunPlan::new(t0(), secs(10))).unwrap();
 
     tokio::time::sleep_until(start + Duration::from_millis(3500)).await;
     assert_eq!(sim.time(), t0() + secs(3));
@@ -201,7 +203,7 @@ async fn pause_and_resume_shift_the_schedule() {
 #[tokio::test(start_paused = true)]
 async fn update_takes_effect_at_the_step_crossing_its_time() {
     let (sim, rec, _) = setup();
-    let run = sim.execute(t0(), secs(20), secs(1), None, 1.0).unwrap();
+    let run = sim.execute(RunPlan::new(t0(), secs(20))).unwrap();
     sim.update(2.0, Some(t0() + secs(5))).unwrap();
     assert!(sim.update(0.0, None).is_err());
     sim.wait_for_mode(Mode::Executing).await;
@@ -229,7 +231,7 @@ async fn update_takes_effect_at_the_step_crossing_its_time() {
 #[tokio::test(start_paused = true)]
 async fn update_without_time_applies_at_the_next_step() {
     let (sim, rec, start) = setup();
-    let run = sim.execute(t0(), secs(10), secs(1), None, 1.0).unwrap();
+    let run = sim.execute(RunPlan::new(t0(), secs(10))).unwrap();
     tokio::time::sleep_until(start + Duration::from_millis(2500)).await;
     sim.update(4.0, None).unwrap();
     run.join().await.unwrap();
@@ -253,7 +255,7 @@ async fn update_without_time_applies_at_the_next_step() {
 #[tokio::test(start_paused = true)]
 async fn set_end_time_shortens_the_run() {
     let (sim, rec, start) = setup();
-    let run = sim.execute(t0(), secs(60), secs(1), None, 1.0).unwrap();
+    let run = sim.execute(RunPlan::new(t0(), secs(60))).unwrap();
     tokio::time::sleep_until(start + Duration::from_millis(2500)).await;
     sim.set_end_time(t0() + secs(5)).unwrap();
     run.join().await.unwrap();
@@ -282,7 +284,7 @@ async fn set_end_time_shortens_the_run() {
 #[tokio::test(start_paused = true)]
 async fn set_time_step_applies_after_the_current_step() {
     let (sim, rec, start) = setup();
-    let run = sim.execute(t0(), secs(10), secs(1), None, 1.0).unwrap();
+    let run = sim.execute(RunPlan::new(t0(), secs(10))).unwrap();
     tokio::time::sleep_until(start + Duration::from_millis(2500)).await;
     sim.set_time_step(secs(3)).unwrap();
     run.join().await.unwrap();
@@ -297,7 +299,7 @@ async fn set_time_step_applies_after_the_current_step() {
 #[tokio::test(start_paused = true)]
 async fn terminate_stops_early_without_committing_the_step() {
     let (sim, rec, start) = setup();
-    let run = sim.execute(t0(), secs(60), secs(1), None, 1.0).unwrap();
+    let run = sim.execute(RunPlan::new(t0(), secs(60))).unwrap();
     tokio::time::sleep_until(start + Duration::from_millis(2500)).await;
     sim.terminate().unwrap();
     assert_eq!(sim.mode(), Mode::Terminating);
@@ -314,7 +316,7 @@ async fn terminate_stops_early_without_committing_the_step() {
 async fn terminate_while_waiting_for_the_epoch() {
     let (sim, rec, _) = setup();
     let run = sim
-        .execute(t0(), secs(60), secs(1), Some(base() + secs(100)), 1.0)
+        .execute(RunPlan::new(t0(), secs(60)).wallclock_epoch(base() + secs(100)))
         .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(sim.mode(), Mode::Initialized);
@@ -336,7 +338,11 @@ async fn terminate_while_waiting_for_the_epoch() {
 async fn sleeps_until_the_wallclock_epoch() {
     let (sim, _, start) = setup();
     let run = sim
-        .execute(t0(), secs(10), secs(1), Some(base() + secs(5)), 10.0)
+        .execute(
+            RunPlan::new(t0(), secs(10))
+                .wallclock_epoch(base() + secs(5))
+                .time_scale_factor(10.0),
+        )
         .unwrap();
     tokio::time::sleep_until(start + Duration::from_millis(4900)).await;
     assert_eq!(sim.mode(), Mode::Initialized);
@@ -350,7 +356,7 @@ async fn sleeps_until_the_wallclock_epoch() {
 async fn a_wallclock_offset_is_noticed_during_a_wait() {
     let (sim, _, _) = setup();
     let run = sim
-        .execute(t0(), secs(1), secs(1), Some(base() + secs(10)), 1.0)
+        .execute(RunPlan::new(t0(), secs(1)).wallclock_epoch(base() + secs(10)))
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     sim.set_wallclock_offset(secs(5)).unwrap();
@@ -372,7 +378,7 @@ async fn every_mode_change_is_heard_exactly_once() {
             c.fetch_add(1, Ordering::SeqCst);
         }
     }));
-    sim.execute(t0(), secs(3), secs(1), None, 10.0)
+    sim.execute(RunPlan::new(t0(), secs(3)).time_scale_factor(10.0))
         .unwrap()
         .join()
         .await
@@ -406,22 +412,25 @@ async fn every_mode_change_is_heard_exactly_once() {
 #[tokio::test(start_paused = true)]
 async fn runs_are_exclusive_and_arguments_checked() {
     let (sim, _, _) = setup();
-    let run = sim.execute(t0(), secs(10), secs(1), None, 1.0).unwrap();
+    let run = sim.execute(RunPlan::new(t0(), secs(10))).unwrap();
     assert!(matches!(
-        sim.execute(t0(), secs(10), secs(1), None, 1.0),
+        sim.execute(RunPlan::new(t0(), secs(10))),
         Err(SimError::Running { .. })
     ));
     assert!(sim.initialize(t0(), None, 1.0).is_err());
     sim.terminate().unwrap();
     run.join().await.unwrap();
-    for (d, step, f) in [(10, 0, 1.0), (-1, 1, 1.0), (10, 1, 0.0), (10, 1, -2.0)] {
-        assert!(
-            matches!(
-                sim.execute(t0(), secs(d), secs(step), None, f),
-                Err(SimError::InvalidArgument(_))
-            ),
-            "{d} {step} {f}"
-        );
+    let refused = [
+        (10, 0, 1.0, SimError::not_positive("time step", secs(0))),
+        (-1, 1, 1.0, SimError::InvalidDuration(secs(-1))),
+        (10, 1, 0.0, SimError::InvalidFactor(0.0)),
+        (10, 1, -2.0, SimError::InvalidFactor(-2.0)),
+    ];
+    for (d, step, f, why) in refused {
+        let plan = RunPlan::new(t0(), secs(d))
+            .time_step(secs(step))
+            .time_scale_factor(f);
+        assert_eq!(sim.execute(plan).unwrap_err(), why, "{d} {step} {f}");
     }
     assert!(matches!(sim.pause(), Err(SimError::InvalidMode { .. })));
     assert!(matches!(
@@ -429,7 +438,7 @@ async fn runs_are_exclusive_and_arguments_checked() {
         Err(SimError::NotRunning { .. })
     ));
     // A second run after TERMINATED works.
-    sim.execute(t0(), secs(2), secs(1), None, 1.0)
+    sim.execute(RunPlan::new(t0(), secs(2)))
         .unwrap()
         .join()
         .await
@@ -441,7 +450,7 @@ async fn runs_are_exclusive_and_arguments_checked() {
 fn execute_needs_a_runtime() {
     let sim = Simulator::new();
     assert_eq!(
-        sim.execute(t0(), secs(1), secs(1), None, 1.0).unwrap_err(),
+        sim.execute(RunPlan::new(t0(), secs(1))).unwrap_err(),
         SimError::NoRuntime
     );
     assert_eq!(sim.mode(), Mode::Undefined);
@@ -498,7 +507,7 @@ async fn entities_tick_and_tock_in_order_with_a_shorter_last_step() {
         })
         .unwrap();
     }
-    sim.execute(t0(), ms(2500), secs(1), None, 100.0)
+    sim.execute(RunPlan::new(t0(), ms(2500)).time_scale_factor(100.0))
         .unwrap()
         .join()
         .await
@@ -530,7 +539,7 @@ async fn dropping_a_run_future_terminates_it() {
     let (sim, rec, _) = setup();
     let r = tokio::time::timeout(
         Duration::from_millis(2500),
-        sim.run(t0(), secs(60), secs(1), None, 1.0),
+        sim.run(RunPlan::new(t0(), secs(60))),
     )
     .await;
     assert!(r.is_err(), "timed out");
@@ -552,7 +561,7 @@ async fn observers_may_call_back_into_the_simulator() {
             assert_eq!(sim.mode(), Mode::Pausing);
         }
     }));
-    let run = sim.execute(t0(), secs(10), secs(1), None, 1.0).unwrap();
+    let run = sim.execute(RunPlan::new(t0(), secs(10))).unwrap();
     sim.wait_for_mode(Mode::Paused).await;
     assert_eq!(sim.time(), t0() + secs(3));
     sim.terminate().unwrap();
@@ -631,11 +640,15 @@ async fn scenario_interval_callback() {
         })
         .unwrap(),
     ));
-    sim.execute(t0(), secs(10), secs(3), None, 100.0)
-        .unwrap()
-        .join()
-        .await
-        .unwrap();
+    sim.execute(
+        RunPlan::new(t0(), secs(10))
+            .time_step(secs(3))
+            .time_scale_factor(100.0),
+    )
+    .unwrap()
+    .join()
+    .await
+    .unwrap();
     // nost_tools' timing: the first due time is one interval after the
     // start (times 3, 6, 9, 10 → due 4 at 6 and 8 at 9).
     assert_eq!(*seen.lock().unwrap(), [4, 8]);
@@ -647,7 +660,13 @@ async fn a_short_run_in_real_time_on_the_system_clock() {
     let rec = Arc::new(RecordingObserver::new());
     sim.add_observer(rec.clone());
     let started = std::time::Instant::now();
-    sim.run(t0(), secs(2), ms(100), None, 1000.0).await.unwrap();
+    sim.run(
+        RunPlan::new(t0(), secs(2))
+            .time_step(ms(100))
+            .time_scale_factor(1000.0),
+    )
+    .await
+    .unwrap();
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(rec.modes(), FULL_RUN);
     assert_eq!(rec.times().len(), 20);
