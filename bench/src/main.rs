@@ -200,11 +200,12 @@ async fn run(args: RunArgs) -> Result<()> {
         for p in &publishers {
             let s = publish::run_once(&ctx, *p, args.messages).await?;
             eprintln!(
-                "bench: publish {rep}/{} {:<17} {:>9.0} msg/s {:>7.2} µs CPU/msg",
+                "bench: publish {rep}/{} {:<17} {:>9.0} msg/s {:>7.2} µs CPU/msg, broker {:>6.2} µs/msg",
                 args.reps,
                 p.label(),
                 s.msgs_per_s,
-                s.cpu_us_per_msg
+                s.cpu_us_per_msg,
+                s.broker_us_per_msg.unwrap_or(f64::NAN)
             );
             report.publish_sample(*p, s);
         }

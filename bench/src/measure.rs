@@ -26,6 +26,33 @@ pub fn rss_kib() -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The process listening on TCP `port` (the broker), from `ss -Htlnp`.
+pub fn listener_pid(port: u16) -> Option<u32> {
+    let out = std::process::Command::new("ss")
+        .args(["-Htlnp", &format!("sport = :{port}")])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at = text.find("pid=")? + 4;
+    text[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// User + system CPU of process `pid` so far (`/proc/PID/stat`, in clock
+/// ticks of 10 ms).
+pub fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name in parentheses: state is field 3,
+    // utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// The median of `xs` (mean of the middle two for an even count).
 pub fn median(xs: &[f64]) -> f64 {
     if xs.is_empty() {

@@ -52,6 +52,16 @@ pub struct PublishSample {
     pub cpu_seconds: f64,
     /// CPU per message in microseconds.
     pub cpu_us_per_msg: f64,
+    /// The broker's CPU per message over the same time (µs; the broker is
+    /// shared, so whatever else it did then counts too). `None` when its
+    /// process was not found.
+    pub broker_us_per_msg: Option<f64>,
+}
+
+/// The broker's process (listening on `port`), looked up once.
+fn broker_pid(port: u16) -> Option<u32> {
+    static PID: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *PID.get_or_init(|| crate::measure::listener_pid(port))
 }
 
 /// Run `who` once with `count` messages.
@@ -95,7 +105,10 @@ pub async fn run_once(ctx: &Ctx, who: Publisher, count: usize) -> Result<Publish
     let mut child = Proc::spawn(who.label(), cmd)?;
     child.expect("ready", Duration::from_secs(60)).await?;
     let t0 = Instant::now();
+    let broker = broker_pid(ctx.amqp_port);
+    let broker0 = broker.and_then(crate::measure::process_cpu);
     let t1 = consumer.wait_for(count, Duration::from_secs(30)).await?;
+    let broker1 = broker.and_then(crate::measure::process_cpu);
     child.send("report").await?;
     let cpu = numbers(&child.expect("cpu", Duration::from_secs(60)).await?);
     child.finish(Duration::from_secs(20)).await;
@@ -111,5 +124,8 @@ pub async fn run_once(ctx: &Ctx, who: Publisher, count: usize) -> Result<Publish
         msgs_per_s: count as f64 / seconds,
         cpu_seconds,
         cpu_us_per_msg: cpu_seconds * 1e6 / count as f64,
+        broker_us_per_msg: broker0
+            .zip(broker1)
+            .map(|(a, b)| (b.saturating_sub(a)).as_secs_f64() * 1e6 / count as f64),
     })
 }

@@ -36,6 +36,7 @@ struct PublishSummary {
     runs: usize,
     median_msgs_per_s: f64,
     median_cpu_us_per_msg: f64,
+    median_broker_us_per_msg: f64,
     samples: Vec<PublishSample>,
 }
 
@@ -89,6 +90,7 @@ impl Report {
             .map(|(k, (p, v))| {
                 let rate: Vec<f64> = v.iter().map(|s| s.msgs_per_s).collect();
                 let cpu: Vec<f64> = v.iter().map(|s| s.cpu_us_per_msg).collect();
+                let broker: Vec<f64> = v.iter().filter_map(|s| s.broker_us_per_msg).collect();
                 (
                     *k,
                     PublishSummary {
@@ -96,6 +98,7 @@ impl Report {
                         runs: v.len(),
                         median_msgs_per_s: median(&rate),
                         median_cpu_us_per_msg: median(&cpu),
+                        median_broker_us_per_msg: median(&broker),
                         samples: v.clone(),
                     },
                 )
@@ -172,18 +175,19 @@ impl Report {
         line(
             &mut t,
             format!(
-                "  {:<24} {:>10} {:>14}",
-                "publisher", "msgs/s", "CPU µs/msg"
+                "  {:<24} {:>10} {:>14} {:>17}",
+                "publisher", "msgs/s", "CPU µs/msg", "broker µs/msg"
             ),
         );
         for s in publish.values() {
             line(
                 &mut t,
                 format!(
-                    "  {:<24} {:>10.0} {:>14.2}",
+                    "  {:<24} {:>10.0} {:>14.2} {:>17.2}",
                     s.publisher.label(),
                     s.median_msgs_per_s,
-                    s.median_cpu_us_per_msg
+                    s.median_cpu_us_per_msg,
+                    s.median_broker_us_per_msg
                 ),
             );
         }

@@ -45,6 +45,8 @@ pub struct Counted {
     disconnected: usize,
     reopened: usize,
     refused: usize,
+    /// Why the connection was lost, for the assertion message.
+    reasons: Vec<String>,
 }
 
 fn count(events: &mut broadcast::Receiver<SessionEvent>) -> Counted {
@@ -52,7 +54,10 @@ fn count(events: &mut broadcast::Receiver<SessionEvent>) -> Counted {
     while let Ok(e) = events.try_recv() {
         match e {
             SessionEvent::Connected { .. } => c.connected += 1,
-            SessionEvent::Disconnected { .. } => c.disconnected += 1,
+            SessionEvent::Disconnected { reason } => {
+                c.disconnected += 1;
+                c.reasons.push(reason.to_string());
+            }
             SessionEvent::ChannelReopened => c.reopened += 1,
             SessionEvent::PublishRefused { .. } => c.refused += 1,
             _ => {}
@@ -793,4 +798,189 @@ async fn a_connect_that_times_out_while_restoring_leaves_no_connection() {
         no_connection_named(&name).await,
         "the connection opened before the timeout is closed"
     );
+}
+
+/// Two switches of [`PausableProxy`]: while one is on, that direction holds
+/// what it read (broker → client) or stops reading (client → broker).
+#[derive(Clone, Default)]
+struct Pauses {
+    up: Arc<tokio::sync::watch::Sender<bool>>,
+    down: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Bytes the broker sent while `down` was on.
+    held: Arc<AtomicUsize>,
+}
+
+/// A proxy to the default broker for one link whose directions can be held
+/// apart; its listening socket has a small receive buffer so that a held
+/// client → broker direction backs up into the client quickly.
+async fn pausable_proxy() -> (u16, Pauses) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(8).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let pauses = Pauses::default();
+    let p = pauses.clone();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let outbound = tokio::net::TcpStream::connect("127.0.0.1:5672")
+                .await
+                .unwrap();
+            let (mut ri, mut wi) = inbound.into_split();
+            let (mut ro, mut wo) = outbound.into_split();
+            let mut up = p.up.subscribe();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    if up.wait_for(|paused| !*paused).await.is_err() {
+                        break;
+                    }
+                    match ri.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if wo.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+            let mut down = p.down.subscribe();
+            let held = p.held.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    let n = match ro.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if *down.borrow_and_update() {
+                        held.fetch_add(n, Ordering::SeqCst);
+                        if down.wait_for(|paused| !*paused).await.is_err() {
+                            break;
+                        }
+                    }
+                    if wi.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, pauses)
+}
+
+/// The broker's channel.close for a refused message reaches the client
+/// while many publishes are still queued in lapin, unwritten (the socket is
+/// backed up). lapin answers with channel.close-ok ahead of its queued
+/// frames; a publish frame written on that channel after the close-ok is a
+/// connection error for RabbitMQ (504 "expected 'channel.open'"). Nothing
+/// queued for the closed channel may follow its close-ok: the connection
+/// stays and every allowed message arrives.
+#[tokio::test]
+async fn a_refusal_answered_while_publishes_are_queued_keeps_the_connection() {
+    let name = unique("refusequeued");
+    let user = BrokerUser::create(&name);
+    let exchange = name.clone();
+    let ok_key = format!("{exchange}.app.ok");
+    let bad_key = format!("{exchange}.app.bad");
+    user.set_topic_write(&exchange, "\\.ok$");
+    let (consumer, mut sub) = independent_consumer(
+        settings(&name, &name, &user.password, &format!("{name}-consumer")),
+        &exchange,
+        &format!("{name}.q"),
+        &format!("{exchange}.#"),
+    )
+    .await;
+    let (port, pauses) = pausable_proxy().await;
+    let mut s = settings(&name, &name, &user.password, &name);
+    s.rabbitmq.port = u32::from(port);
+    let session = Session::connect(s).await.unwrap();
+    let mut events = session.events();
+    let outgoing = |key: &str, body: Vec<u8>| Outgoing {
+        exchange: exchange.clone(),
+        routing_key: key.to_owned(),
+        body,
+    };
+
+    const N: usize = 300;
+    const SIZE: usize = 64 * 1024;
+    // The publishing channel is open and idle.
+    session
+        .publish_confirmed(outgoing(&ok_key, format!("{N}:").into_bytes()))
+        .await
+        .unwrap();
+    // The refused message reaches the broker; its channel.close is held.
+    pauses.down.send_replace(true);
+    let bad = session
+        .publish_tracked(outgoing(&bad_key, b"bad".to_vec()))
+        .await
+        .unwrap();
+    assert!(
+        nost_testkit::eventually(Duration::from_secs(10), || {
+            pauses.held.load(Ordering::SeqCst) > 0
+        })
+        .await,
+        "the broker answered the refused publish"
+    );
+    // Allowed messages pile up behind it: far more than the socket buffers
+    // and lapin's send buffer hold while the broker reads nothing.
+    pauses.up.send_replace(true);
+    let mut handles = Vec::with_capacity(N);
+    for i in 0..N {
+        let mut body = format!("{i}:").into_bytes();
+        body.resize(SIZE, b'x');
+        handles.push(
+            session
+                .publish_tracked(outgoing(&ok_key, body))
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(
+        nost_testkit::eventually(Duration::from_secs(10), || session.pending().0 == 0).await,
+        "every message handed to lapin: {:?}",
+        session.pending()
+    );
+    // The close arrives with the publishes still queued; lapin queues its
+    // close-ok, then the broker reads again.
+    pauses.down.send_replace(false);
+    let err = tokio::time::timeout(Duration::from_secs(10), bad)
+        .await
+        .expect("the refusal is reported")
+        .unwrap_err();
+    assert!(matches!(err, AmqpError::PublishRefused(_)), "{err:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pauses.up.send_replace(false);
+
+    for (i, h) in handles.into_iter().enumerate() {
+        let verdict = tokio::time::timeout(Duration::from_secs(60), h)
+            .await
+            .unwrap_or_else(|_| panic!("message {i}: no verdict; {:?}", count(&mut events)));
+        assert!(
+            verdict.is_ok(),
+            "message {i}: {verdict:?}; {:?}",
+            count(&mut events)
+        );
+    }
+    let mut seen = HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < N + 1 {
+        let Ok(Some(d)) = tokio::time::timeout_at(deadline, sub.recv()).await else {
+            break;
+        };
+        let head = d.body.split(|b| *b == b':').next().unwrap().to_vec();
+        seen.insert(String::from_utf8(head).unwrap().parse::<usize>().unwrap());
+        d.ack().await.unwrap();
+    }
+    assert_eq!(seen.len(), N + 1, "all allowed messages arrived");
+    let c = count(&mut events);
+    assert_eq!(
+        (c.connected, c.disconnected, c.refused, c.reopened),
+        (0, 0, 1, 1),
+        "no connection loss, one refusal, one channel reopen: {c:?}"
+    );
+    session.shut_down(Duration::from_secs(5)).await;
+    consumer.shut_down(Duration::from_secs(5)).await;
 }

@@ -611,10 +611,14 @@ async fn a_token_whose_write_scope_excludes_one_topic_fails_only_that_message_of
     }
     assert!(!seen.contains(&BAD));
     let (mut conns, mut drops, mut reopened) = (0, 0, 0);
+    let mut reasons = Vec::new();
     while let Ok(e) = events.try_recv() {
         match e {
             SessionEvent::Connected { .. } => conns += 1,
-            SessionEvent::Disconnected { .. } => drops += 1,
+            SessionEvent::Disconnected { reason } => {
+                drops += 1;
+                reasons.push(reason);
+            }
             SessionEvent::ChannelReopened => reopened += 1,
             _ => {}
         }
@@ -622,7 +626,7 @@ async fn a_token_whose_write_scope_excludes_one_topic_fails_only_that_message_of
     assert_eq!(
         (conns, drops, reopened),
         (0, 0, 1),
-        "no connection loss, one channel reopen"
+        "no connection loss, one channel reopen; lost: {reasons:?}"
     );
     sat.shut_down().await;
     ground.shut_down().await;
