@@ -137,9 +137,6 @@ impl ConnectSettings {
         if r.socket_timeout != d.socket_timeout || r.stack_timeout != d.stack_timeout {
             tracing::warn!(target: "nost_amqp", "servers.rabbitmq.socket_timeout and stack_timeout are ignored: connection_timeout bounds the TCP connect and the whole handshake");
         }
-        if r.heartbeat == Some(0) {
-            tracing::warn!(target: "nost_amqp", "servers.rabbitmq.heartbeat: 0 cannot disable heartbeats with this client (lapin then takes the broker's proposal); set the broker's heartbeat to 0 to disable them");
-        }
     }
 
     pub(crate) fn uses_token(&self) -> bool {
@@ -362,23 +359,16 @@ mod tests {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
-    /// lapin 4 cannot disable heartbeats (with 0 it takes the broker's
-    /// proposal: `Channel::tune_connection_configuration`), so `heartbeat: 0`
-    /// is warned about rather than silently not applied.
+    /// `heartbeat: 0` is applied now (vendor/lapin keeps an explicit 0), so
+    /// neither it nor another value is warned about.
     #[test]
-    fn heartbeat_zero_is_warned_about_and_other_values_are_not() {
-        let zero = warnings_for(RabbitMqConfig {
-            heartbeat: Some(0),
-            ..RabbitMqConfig::default()
-        });
-        assert!(
-            zero.contains("WARN") && zero.contains("heartbeat: 0 cannot disable heartbeats"),
-            "{zero}"
-        );
-        let thirty = warnings_for(RabbitMqConfig {
-            heartbeat: Some(30),
-            ..RabbitMqConfig::default()
-        });
-        assert!(!thirty.contains("heartbeat"), "{thirty}");
+    fn heartbeat_settings_are_not_warned_about() {
+        for heartbeat in [Some(0), Some(30), None] {
+            let out = warnings_for(RabbitMqConfig {
+                heartbeat,
+                ..RabbitMqConfig::default()
+            });
+            assert!(!out.contains("heartbeat"), "{heartbeat:?}: {out}");
+        }
     }
 }

@@ -725,8 +725,11 @@ impl Channel {
     ) {
         // If we disable the heartbeat (0) but the server don't, follow it and enable it too
         // If both us and the server want heartbeat enabled, pick the lowest value.
-        if self.configuration.heartbeat() == 0
-            || (heartbeat != 0 && heartbeat < self.configuration.heartbeat())
+        // nost-rs patch: unless heartbeats were disabled explicitly
+        // (`heartbeat=0` in the URI), which then stay disabled.
+        if !self.configuration.heartbeat_disabled()
+            && (self.configuration.heartbeat() == 0
+                || (heartbeat != 0 && heartbeat < self.configuration.heartbeat()))
         {
             self.configuration.set_heartbeat(heartbeat);
         }

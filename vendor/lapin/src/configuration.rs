@@ -99,6 +99,9 @@ struct Inner {
     channel_max: ChannelId,
     frame_max: FrameSize,
     heartbeat: Heartbeat,
+    /// nost-rs patch: `heartbeat=0` asked for explicitly (in the URI)
+    /// disables heartbeats instead of taking the server's proposal.
+    heartbeat_disabled: bool,
 }
 
 impl NegotiatedConfig {
@@ -108,6 +111,7 @@ impl NegotiatedConfig {
                 frame_max: uri.query.frame_max.unwrap_or_default(),
                 channel_max: uri.query.channel_max.unwrap_or_default(),
                 heartbeat: uri.query.heartbeat.unwrap_or_default(),
+                heartbeat_disabled: uri.query.heartbeat == Some(0),
             })),
         }
     }
@@ -131,6 +135,11 @@ impl NegotiatedConfig {
 
     pub(crate) fn heartbeat(&self) -> Heartbeat {
         self.read_inner().heartbeat
+    }
+
+    /// Whether heartbeats were disabled explicitly (`heartbeat=0` given).
+    pub(crate) fn heartbeat_disabled(&self) -> bool {
+        self.read_inner().heartbeat_disabled
     }
 
     pub(crate) fn set_heartbeat(&self, heartbeat: Heartbeat) {
