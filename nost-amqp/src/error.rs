@@ -262,7 +262,7 @@ impl Refusal {
                 "the broker refused the message itself (a property or limit such as user_id, expiration or max message size)"
             }
             None => {
-                "a queue it is routed to refused it (a max-length policy with overflow reject-publish is full) or the broker could not store it; it was retried with backoff before giving up"
+                "a queue it is routed to refused it (a max-length policy with overflow reject-publish is full) or the broker could not store it (a quorum queue without a leader longer than the retry window); it was retried with backoff for servers.rabbitmq.nack_retry_window before giving up: make room in the queue, or raise nack_retry_window to wait longer"
             }
             Some(_) => "see the broker's log for the reason",
         }

@@ -20,7 +20,9 @@
 //!   the channel with 403/404/406 over one publish, e.g. a forbidden topic)
 //!   fails only that message: the channel is reopened, the connection stays,
 //!   the other unconfirmed messages are re-published in order. A nack is
-//!   retried [`MAX_NACK_RETRIES`] times with backoff, then refused. Learn the
+//!   retried with backoff for a window ([`NackRetry`], 60 s by default:
+//!   a quorum queue nacks while its cluster elects a leader), then
+//!   refused. Learn the
 //!   verdict per message with [`Session::publish_tracked`] /
 //!   [`Session::publish_confirmed`], or for all with [`Session::flush`],
 //!   which reports the refused ones as [`AmqpError::Refused`].
@@ -65,7 +67,7 @@ mod token;
 pub use error::{AmqpError, Refusal};
 pub use message::{Delivery, HeaderValue, MessageProperties, Outgoing, Properties};
 pub use outbox::Confirm;
-pub use session::{MAX_NACK_RETRIES, Session, SessionEvent, Subscription};
-pub use settings::{BindingSpec, ConnectSettings, ExchangeSpec, Login, QueueSpec};
+pub use session::{Session, SessionEvent, Subscription};
+pub use settings::{BindingSpec, ConnectSettings, ExchangeSpec, Login, NackRetry, QueueSpec};
 pub use shared::SharedConnection;
 pub use token::{TokenError, TokenFailure, TokenFailureKind, TokenSource};

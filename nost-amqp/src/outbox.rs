@@ -26,6 +26,8 @@ pub(crate) struct Pending {
     verdict: Option<oneshot::Sender<Result<(), AmqpError>>>,
     /// How often the broker nacked it so far.
     pub(crate) nacks: u32,
+    /// When the broker first nacked it (the retry window starts there).
+    pub(crate) first_nack: Option<tokio::time::Instant>,
 }
 
 impl Pending {
@@ -34,6 +36,7 @@ impl Pending {
             msg,
             verdict: None,
             nacks: 0,
+            first_nack: None,
         }
     }
 
@@ -44,6 +47,7 @@ impl Pending {
                 msg,
                 verdict: Some(tx),
                 nacks: 0,
+                first_nack: None,
             },
             Confirm { rx },
         )
@@ -102,6 +106,11 @@ impl Outbox {
             progress: Notify::new(),
             limit: limit.max(1),
         }
+    }
+
+    /// `queue_max_size`.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

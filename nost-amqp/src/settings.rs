@@ -51,8 +51,76 @@ pub struct ConnectSettings {
     pub login: Login,
     /// Shown in the RabbitMQ management UI.
     pub connection_name: String,
+    /// How long a nacked message is retried before it is refused
+    /// (`servers.rabbitmq.nack_retry_window`, see [`NackRetry`]).
+    pub nack_retry: NackRetry,
     /// Which of the broker nodes is tried next (shared by clones).
     node: NodeCursor,
+}
+
+/// How a nacked message is retried: published again after a backoff
+/// (`first_backoff`, doubling, at most `max_backoff`) until the broker
+/// confirms it, for at most `window` after its first nack; a nack after
+/// that refuses it ([`AmqpError::PublishRefused`], reason "nacked …").
+///
+/// A broker nacks when it cannot take a message now: a queue under
+/// `max-length` with `overflow: reject-publish` is full, or a quorum queue
+/// has no leader while its cluster elects one after losing a node (seconds
+/// to tens of seconds). The default window (60 s) rides through such an
+/// election; a window of zero refuses at the first nack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NackRetry {
+    window: Duration,
+    first_backoff: Duration,
+    max_backoff: Duration,
+}
+
+impl NackRetry {
+    /// The default window: `servers.rabbitmq.nack_retry_window`'s default.
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+    /// The default pause before the first retry.
+    pub const DEFAULT_FIRST_BACKOFF: Duration = Duration::from_millis(200);
+    /// The default longest pause between two retries.
+    pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(2);
+    /// The shortest pause between two retries (no busy loop on a nack).
+    const MIN_BACKOFF: Duration = Duration::from_millis(10);
+
+    /// Retry for `window` after the first nack, with the default backoff
+    /// (0.2 s, doubling, at most 2 s).
+    pub fn new(window: Duration) -> Self {
+        NackRetry {
+            window,
+            first_backoff: Self::DEFAULT_FIRST_BACKOFF,
+            max_backoff: Self::DEFAULT_MAX_BACKOFF,
+        }
+    }
+
+    /// With another backoff: `first` before the first retry, doubling, at
+    /// most `max` (`first` is at least 10 ms, `max` at least `first`).
+    pub fn with_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.first_backoff = first.max(Self::MIN_BACKOFF);
+        self.max_backoff = max.max(self.first_backoff);
+        self
+    }
+
+    /// How long after its first nack a message is still retried.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// The pause before retry `attempt` (1 = the first retry).
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(20);
+        self.first_backoff
+            .saturating_mul(1u32 << doublings)
+            .min(self.max_backoff)
+    }
+}
+
+impl Default for NackRetry {
+    fn default() -> Self {
+        NackRetry::new(Self::DEFAULT_WINDOW)
+    }
 }
 
 /// The position in `servers.rabbitmq.endpoints()` and the order they are
@@ -67,11 +135,18 @@ impl ConnectSettings {
     pub fn new(rabbitmq: RabbitMqConfig, login: Login) -> Self {
         ConnectSettings {
             node: NodeCursor::default(),
+            connection_name: "nost-rs".into(),
+            nack_retry: NackRetry::new(Duration::from_secs(rabbitmq.nack_retry_window)),
             rabbitmq,
             login,
-            connection_name: "nost-rs".into(),
         }
         .shuffled()
+    }
+
+    /// With another nack retry policy than `servers.rabbitmq.nack_retry_window`.
+    pub fn with_nack_retry(mut self, nack_retry: NackRetry) -> Self {
+        self.nack_retry = nack_retry;
+        self
     }
 
     /// With `shuffle_hosts`, start at a random node: applications started
@@ -370,5 +445,35 @@ mod tests {
             });
             assert!(!out.contains("heartbeat"), "{heartbeat:?}: {out}");
         }
+    }
+
+    #[test]
+    fn nack_backoff_doubles_up_to_its_cap() {
+        let r = NackRetry::default();
+        assert_eq!(r.window(), Duration::from_secs(60));
+        let waits: Vec<u128> = (1..=7).map(|a| r.backoff(a).as_millis()).collect();
+        assert_eq!(waits, [200, 400, 800, 1600, 2000, 2000, 2000]);
+        assert_eq!(r.backoff(u32::MAX), Duration::from_secs(2));
+        let odd =
+            NackRetry::new(Duration::from_secs(1)).with_backoff(Duration::ZERO, Duration::ZERO);
+        assert_eq!(odd.backoff(1), Duration::from_millis(10), "no busy loop");
+        assert_eq!(odd.backoff(5), Duration::from_millis(10));
+    }
+
+    #[test]
+    fn the_nack_window_comes_from_the_configuration() {
+        let login = Login::Password {
+            username: "guest".into(),
+            password: SecretString::from("guest"),
+        };
+        let rabbitmq = RabbitMqConfig {
+            nack_retry_window: 7,
+            ..RabbitMqConfig::default()
+        };
+        let s = ConnectSettings::new(rabbitmq, login.clone());
+        assert_eq!(s.nack_retry.window(), Duration::from_secs(7));
+        let s = ConnectSettings::new(RabbitMqConfig::default(), login)
+            .with_nack_retry(NackRetry::new(Duration::from_secs(1)));
+        assert_eq!(s.nack_retry.window(), Duration::from_secs(1));
     }
 }

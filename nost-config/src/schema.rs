@@ -140,6 +140,25 @@ pub struct RabbitMqConfig {
     /// across a cluster, so a subscription survives the loss of a node.
     #[serde(skip_serializing_if = "QueueType::is_classic")]
     pub queue_type: QueueType,
+    /// nost-rs extension: seconds a message the broker nacks is retried
+    /// (with backoff from 0.2 s doubling up to 2 s) before it is refused.
+    /// A broker nacks when a `reject-publish` queue is full, or while a
+    /// quorum queue elects a new leader after losing a node. 0 refuses at
+    /// the first nack.
+    #[serde(skip_serializing_if = "is_default_nack_retry_window")]
+    #[validate(range(
+        max = 3600,
+        message = "must be between 0 (refuse at the first nack) and 3600 seconds"
+    ))]
+    pub nack_retry_window: u64,
+}
+
+/// The default of `servers.rabbitmq.nack_retry_window`: 60 s, long enough
+/// to ride through a quorum queue's leader election.
+pub const DEFAULT_NACK_RETRY_WINDOW: u64 = 60;
+
+fn is_default_nack_retry_window(v: &u64) -> bool {
+    *v == DEFAULT_NACK_RETRY_WINDOW
 }
 
 /// `servers.rabbitmq.queue_type`.
@@ -304,6 +323,7 @@ impl Default for RabbitMqConfig {
             hosts: Vec::new(),
             shuffle_hosts: false,
             queue_type: QueueType::Classic,
+            nack_retry_window: DEFAULT_NACK_RETRY_WINDOW,
         }
     }
 }

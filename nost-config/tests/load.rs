@@ -420,3 +420,37 @@ fn the_builder_validates_like_the_loader() {
         "no silent change of other values"
     );
 }
+
+#[test]
+fn the_nack_retry_window_is_read_and_absurd_values_name_the_field() {
+    let defaults = load_str("servers:\n  rabbitmq: {}\nexecution: {}\n", Origin::Program).unwrap();
+    assert_eq!(defaults.config.servers.rabbitmq.nack_retry_window, 60);
+    let set = load_str(
+        "servers:\n  rabbitmq:\n    nack_retry_window: 5\nexecution: {}\n",
+        Origin::Program,
+    )
+    .unwrap();
+    assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+    assert_eq!(set.config.servers.rabbitmq.nack_retry_window, 5);
+    let text = "servers:\n  rabbitmq:\n    nack_retry_window: 86400\nexecution: {}\n";
+    let err = load_str(text, Origin::Program).unwrap_err();
+    let ConfigError::Invalid { errors, .. } = &err else {
+        panic!("{err:?}")
+    };
+    let e = errors
+        .iter()
+        .find(|e| e.path == "servers.rabbitmq.nack_retry_window")
+        .unwrap();
+    assert_eq!(e.line, Some(3));
+    assert!(
+        e.message.contains("between 0") && e.message.contains("3600"),
+        "{e}"
+    );
+    assert!(e.message.contains("86400"), "{e}");
+    let err = load_str(
+        "servers:\n  rabbitmq:\n    nack_retry_window: -1\nexecution: {}\n",
+        Origin::Program,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("nack_retry_window"), "{err}");
+}

@@ -236,9 +236,11 @@ async fn a_nack_is_retried_then_refused_without_a_reconnect() {
     let name = unique("nack");
     let queue = format!("{name}.q");
     let _policy = QueuePolicy::set(&queue, r#"{"max-length":5,"overflow":"reject-publish"}"#);
-    let session = Session::connect(settings("/", "guest", "guest", &name))
-        .await
-        .unwrap();
+    // A short nack retry window (the default 60 s rides through a cluster
+    // election): retried at 0.2, 0.6 and 1 s, then refused.
+    let s = settings("/", "guest", "guest", &name)
+        .with_nack_retry(nost_amqp::NackRetry::new(Duration::from_secs(1)));
+    let session = Session::connect(s).await.unwrap();
     session
         .declare_exchange(ExchangeSpec::nost(&name))
         .await

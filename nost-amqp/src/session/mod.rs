@@ -26,7 +26,6 @@ use crate::outbox::{Confirm, Outbox, Pending};
 use crate::settings::{BindingSpec, ConnectSettings, ExchangeSpec, QueueSpec, no_args};
 pub use consumer::Subscription;
 use consumer::{ConsumerSpec, start_consumer};
-pub use publisher::MAX_NACK_RETRIES;
 use topology::Topology;
 
 /// What happens to a session (or a shared connection), for logs and

@@ -11,8 +11,9 @@
 //!   When the reason names no message (a 406 on a property), the
 //!   unconfirmed messages are re-sent one at a time until the broker
 //!   refuses one again: then that one is known.
-//! - **A nack** is retried [`MAX_NACK_RETRIES`] times with backoff, then
-//!   refused. No reconnect.
+//! - **A nack** is retried with backoff for the retry window
+//!   ([`NackRetry`](crate::NackRetry), `servers.rabbitmq.nack_retry_window`)
+//!   after its first nack, then refused. No reconnect.
 //! - **A connection loss** puts every unconfirmed message back at the front
 //!   of the outbox for the next connection (at-least-once).
 
@@ -35,10 +36,6 @@ use crate::outbox::Pending;
 
 /// How many messages may wait for a publisher confirm at once.
 const CONFIRM_WINDOW: usize = 512;
-/// How often a nacked message is published again before it is refused.
-pub const MAX_NACK_RETRIES: u32 = 3;
-/// The pause before the first retry of a nacked message; doubles each time.
-const NACK_BACKOFF: Duration = Duration::from_millis(200);
 /// How long to wait for the outstanding confirms after a channel failed.
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
 
@@ -251,6 +248,10 @@ async fn first_error(inflight: &mut VecDeque<Sent<'_>>) -> Option<lapin::Error> 
 /// the nacked ones to the retry list; the failure, if any.
 fn settle(inner: &Inner, carry: &mut Carry, s: Settled) -> Option<lapin::Error> {
     carry.probe = carry.probe.saturating_sub(s.acked.len() + s.nacked.len());
+    for p in s.acked.iter().filter(|p| p.nacks > 0) {
+        let after = p.first_nack.map(|t| t.elapsed()).unwrap_or_default();
+        tracing::info!(target: "nost_amqp", exchange = %p.msg.exchange, routing_key = %p.msg.routing_key, nacks = p.nacks, after_ms = after.as_millis() as u64, "a nacked message was confirmed on retry");
+    }
     inner.outbox.settle_ok(s.acked);
     for p in s.nacked {
         nacked(inner, p, carry);
@@ -258,19 +259,27 @@ fn settle(inner: &Inner, carry: &mut Carry, s: Settled) -> Option<lapin::Error> 
     s.failed
 }
 
-/// A nack: retry later, or refuse after the last retry.
+/// A nack: retry after a backoff while the message is inside its retry
+/// window (from its first nack), else refuse it. The last retry is due at
+/// the window's end, so a window is used in full.
 fn nacked(inner: &Inner, mut p: Pending, carry: &mut Carry) {
+    let policy = inner.settings.nack_retry;
+    let now = Instant::now();
+    let first = *p.first_nack.get_or_insert(now);
     p.nacks += 1;
-    if p.nacks > MAX_NACK_RETRIES {
+    let end = first + policy.window();
+    if now >= end {
         let reason = format!(
-            "the broker nacked it {} times (retried {MAX_NACK_RETRIES} times with backoff)",
-            p.nacks
+            "the broker nacked it {} times over {:.1} s (retried with backoff for the nack retry window, servers.rabbitmq.nack_retry_window = {} s)",
+            p.nacks,
+            now.duration_since(first).as_secs_f64(),
+            policy.window().as_secs_f64()
         );
         refuse(inner, p, None, reason);
         return;
     }
-    let due = Instant::now() + NACK_BACKOFF * (1u32 << (p.nacks - 1));
-    tracing::warn!(target: "nost_amqp", exchange = %p.msg.exchange, routing_key = %p.msg.routing_key, attempt = p.nacks, "the broker nacked a message; retrying it");
+    let due = (now + policy.backoff(p.nacks)).min(end);
+    tracing::warn!(target: "nost_amqp", exchange = %p.msg.exchange, routing_key = %p.msg.routing_key, attempt = p.nacks, since_first_nack_ms = now.duration_since(first).as_millis() as u64, "the broker nacked a message; retrying it");
     let at = carry.retries.partition_point(|(t, _)| *t <= due);
     carry.retries.insert(at, (due, p));
 }
@@ -315,6 +324,11 @@ async fn run(
         let window = if carry.probe > 0 { 1 } else { CONFIRM_WINDOW };
         let room = window.saturating_sub(inflight.len());
         let next_retry = carry.retries.front().map(|(t, _)| *t);
+        // Nacked messages waiting for a retry count against the buffer's
+        // limit: while they fill it, nothing new is taken (publishers wait,
+        // as for a full buffer), so a long nack window cannot pile up
+        // messages beyond `queue_max_size`.
+        let fresh = room > 0 && carry.retries.len() < inner.outbox.limit();
         tokio::select! {
             biased;
             settled = std::future::poll_fn(|cx| advance(&mut inflight, cx)), if !inflight.is_empty() => {
@@ -336,7 +350,7 @@ async fn run(
                     inflight.push_back(start_publish(inner, channel, p));
                 }
             }
-            _ = inner.outbox.items.notified(), if room > 0 => {
+            _ = inner.outbox.items.notified(), if fresh => {
                 // Send as much as the window allows; a publish that fails
                 // stays in flight and `advance` reports it in order.
                 batch.clear();
