@@ -254,7 +254,9 @@ async fn a_cluster_carries_applications_through_the_loss_of_a_node() {
             cluster.stop_app(0).unwrap();
         }
         if seq == 600 {
+            let k = std::time::Instant::now();
             cluster.kill(0).unwrap();
+            eprintln!("node A killed in {:?}", k.elapsed());
         }
         // Accepted into the ordered buffer: from here on it must arrive.
         sat.send_message("ping", &format!(r#"{{"seq":{seq}}}"#))
@@ -303,7 +305,12 @@ async fn a_cluster_carries_applications_through_the_loss_of_a_node() {
     let fire = Application::start_up("fire", &prefix, &config(&cluster, 2), options())
         .await
         .unwrap();
+    // Publishing starts right after the SIGKILL: the quorum queue on the
+    // lost node nacks until its new leader is elected (tens of seconds
+    // here), within the nack retry window; every message must arrive.
+    let k = std::time::Instant::now();
     cluster.kill(1).unwrap();
+    eprintln!("node B killed in {:?}", k.elapsed());
     for seq in 0..1000u32 {
         fire.send_message_as("ground", &["ping"], &format!(r#"{{"seq":{seq}}}"#))
             .await

@@ -85,8 +85,10 @@ async fn a_nack_burst_inside_the_window_is_carried_through_exactly_once() {
             }
         })
     };
-    // Nacks for 3 s: longer than the 1.4 s the publisher used to retry.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Nacks for 7 s: longer than the 1.4 s the publisher used to retry,
+    // and long enough for the publisher to renew its channel (after 5 s of
+    // nacks on one), which must not duplicate or lose anything either.
+    tokio::time::sleep(Duration::from_secs(7)).await;
     let mut refused = Vec::new();
     loop {
         match events.try_recv() {

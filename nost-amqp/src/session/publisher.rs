@@ -13,7 +13,12 @@
 //!   refuses one again: then that one is known.
 //! - **A nack** is retried with backoff for the retry window
 //!   ([`NackRetry`](crate::NackRetry), `servers.rabbitmq.nack_retry_window`)
-//!   after its first nack, then refused. No reconnect.
+//!   after its first nack, then refused. No reconnect. A message nacked
+//!   for [`RENEW_AFTER`] on one channel gets a fresh channel (once its
+//!   in-flight messages are settled): RabbitMQ 3.10 keeps nacking a
+//!   channel whose quorum-queue state still points at a leader that died,
+//!   long after the cluster elected a new one, while a new channel is
+//!   accepted at once.
 //! - **A connection loss** puts every unconfirmed message back at the front
 //!   of the outbox for the next connection (at-least-once).
 
@@ -36,6 +41,9 @@ use crate::outbox::Pending;
 
 /// How many messages may wait for a publisher confirm at once.
 const CONFIRM_WINDOW: usize = 512;
+/// How long a message may be nacked on one channel before the channel is
+/// renewed (see the module documentation).
+const RENEW_AFTER: Duration = Duration::from_secs(5);
 /// How long to wait for the outstanding confirms after a channel failed.
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
 
@@ -45,6 +53,8 @@ enum End {
     Refused,
     /// The connection is gone or replaced; `Some` reports the loss.
     Connection(Option<AmqpError>),
+    /// Nacks persisted on the channel: close it and open a new one.
+    Renew,
     /// The session shuts down.
     Shutdown,
 }
@@ -56,6 +66,10 @@ struct Carry {
     retries: VecDeque<(Instant, Pending)>,
     /// While > 0, one message at a time (finding which one the broker refuses).
     probe: usize,
+    /// When the current channel was opened.
+    opened: Option<Instant>,
+    /// Nacks persisted on this channel: renew it once nothing is in flight.
+    renew: bool,
 }
 
 pub(super) async fn publisher(inner: Arc<Inner>) {
@@ -88,6 +102,7 @@ pub(super) async fn publisher(inner: Arc<Inner>) {
                     let _ = inner.events.send(SessionEvent::ChannelReopened);
                     continue;
                 }
+                End::Renew => continue,
                 End::Shutdown => return,
                 End::Connection(reason) => {
                     if let Some(reason) = reason {
@@ -267,6 +282,13 @@ fn nacked(inner: &Inner, mut p: Pending, carry: &mut Carry) {
     let now = Instant::now();
     let first = *p.first_nack.get_or_insert(now);
     p.nacks += 1;
+    let on_this_channel = carry
+        .opened
+        .map_or(Duration::ZERO, |t| now.duration_since(t));
+    if now.duration_since(first) >= RENEW_AFTER && on_this_channel >= RENEW_AFTER && !carry.renew {
+        tracing::warn!(target: "nost_amqp", exchange = %p.msg.exchange, routing_key = %p.msg.routing_key, since_first_nack_ms = now.duration_since(first).as_millis() as u64, "the broker keeps nacking on this publishing channel; renewing the channel");
+        carry.renew = true;
+    }
     let end = first + policy.window();
     if now >= end {
         let reason = format!(
@@ -318,9 +340,36 @@ async fn run(
 ) -> End {
     let mut inflight: VecDeque<Sent<'_>> = VecDeque::new();
     let mut batch: Vec<Pending> = Vec::with_capacity(CONFIRM_WINDOW);
+    carry.opened = Some(Instant::now());
+    carry.renew = false;
+    let mut renew_by: Option<Instant> = None;
     // Wake once at the start: the outbox may hold messages already.
     inner.outbox.items.notify_one();
     let failure: lapin::Error = loop {
+        if carry.renew {
+            // Nothing new goes out; once the in-flight verdicts are in
+            // (or after DRAIN_WAIT), close this channel for a new one.
+            let by = *renew_by.get_or_insert_with(|| Instant::now() + DRAIN_WAIT);
+            if inflight.is_empty() || Instant::now() >= by {
+                inner
+                    .outbox
+                    .requeue_front(inflight.into_iter().map(|s| s.p));
+                // The broker may take them now: retry on the new channel at once.
+                let now = Instant::now();
+                for (due, _) in carry.retries.iter_mut() {
+                    *due = now;
+                }
+                let _ = tokio::time::timeout(
+                    DRAIN_WAIT,
+                    channel.close(
+                        200,
+                        "renewing the publishing channel after persistent nacks".into(),
+                    ),
+                )
+                .await;
+                return End::Renew;
+            }
+        }
         let window = if carry.probe > 0 { 1 } else { CONFIRM_WINDOW };
         let room = window.saturating_sub(inflight.len());
         let next_retry = carry.retries.front().map(|(t, _)| *t);
@@ -328,7 +377,8 @@ async fn run(
         // limit: while they fill it, nothing new is taken (publishers wait,
         // as for a full buffer), so a long nack window cannot pile up
         // messages beyond `queue_max_size`.
-        let fresh = room > 0 && carry.retries.len() < inner.outbox.limit();
+        let fresh = room > 0 && !carry.renew && carry.retries.len() < inner.outbox.limit();
+        let resend = next_retry.is_some() && room > 0 && !carry.renew;
         tokio::select! {
             biased;
             settled = std::future::poll_fn(|cx| advance(&mut inflight, cx)), if !inflight.is_empty() => {
@@ -343,7 +393,8 @@ async fn run(
                     return End::Connection(None);
                 }
             }
-            _ = tokio::time::sleep_until(next_retry.unwrap_or_else(Instant::now)), if next_retry.is_some() && room > 0 => {
+            _ = tokio::time::sleep_until(renew_by.unwrap_or_else(Instant::now)), if renew_by.is_some() => {}
+            _ = tokio::time::sleep_until(next_retry.unwrap_or_else(Instant::now)), if resend => {
                 let now = Instant::now();
                 while inflight.len() < window && carry.retries.front().is_some_and(|(t, _)| *t <= now) {
                     let Some((_, p)) = carry.retries.pop_front() else { break };
