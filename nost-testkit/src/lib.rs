@@ -71,5 +71,5 @@ pub use real_keycloak::{
 };
 pub use support::{
     BrokerUser, Proxy, QueuePolicy, close_connections_named, eventually, interop_scripts,
-    python_with_nost_tools, rabbitmqctl, unique,
+    python_with_nost_tools, queue_names, rabbitmqctl, unique,
 };

@@ -2,7 +2,7 @@
 //! `guest`, or as a [`BrokerUser`] in its own virtual host, and a user whose
 //! one exchange refuses one routing key ([`ForbiddenTopic`]).
 
-use nost_amqp::{ConnectSettings, Login};
+use nost_amqp::{ConnectSettings, Login, Outgoing};
 use nost_config::{RabbitMqConfig, SecretString};
 
 use crate::BrokerUser;
@@ -88,6 +88,24 @@ impl ForbiddenTopic {
             bad_key: format!("{exchange}.app.bad"),
             user,
             exchange,
+        }
+    }
+
+    /// A message with `body` to the exchange with the allowed key.
+    pub fn ok_message(&self, body: impl Into<Vec<u8>>) -> Outgoing {
+        self.message(&self.ok_key, body.into())
+    }
+
+    /// A message with `body` to the exchange with the refused key.
+    pub fn bad_message(&self, body: impl Into<Vec<u8>>) -> Outgoing {
+        self.message(&self.bad_key, body.into())
+    }
+
+    fn message(&self, routing_key: &str, body: Vec<u8>) -> Outgoing {
+        Outgoing {
+            exchange: self.exchange.clone(),
+            routing_key: routing_key.to_owned(),
+            body,
         }
     }
 

@@ -124,6 +124,23 @@ pub fn close_connections_named(name: &str) -> usize {
     n
 }
 
+/// The names of the queues in virtual host `vhost` of the default node.
+pub fn queue_names(vhost: &str) -> Vec<String> {
+    rabbitmqctl(&[
+        "list_queues",
+        "-p",
+        vhost,
+        "-q",
+        "--no-table-headers",
+        "name",
+    ])
+    .lines()
+    .map(str::trim)
+    .filter(|q| !q.is_empty())
+    .map(str::to_owned)
+    .collect()
+}
+
 /// A name unique to this test run.
 pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()

@@ -13,7 +13,7 @@ use nost_app::{Application, StartOptions};
 use nost_config::{Config, Credentials, RabbitMqConfig};
 use nost_testkit::{
     BrokerUser, ForbiddenTopic, Proxy, QueuePolicy, collect_distinct, count_events,
-    declare_bound_queue, local_settings, local_settings_with, rabbitmqctl, unique,
+    declare_bound_queue, local_settings, local_settings_with, queue_names, rabbitmqctl, unique,
     wait_for_disconnect,
 };
 use tokio::sync::mpsc;
@@ -22,12 +22,6 @@ use tokio::sync::mpsc;
 async fn a_forbidden_topic_fails_only_its_own_message_of_a_thousand() {
     let name = unique("refuse");
     let fence = ForbiddenTopic::create(&name);
-    let ForbiddenTopic {
-        exchange,
-        ok_key,
-        bad_key,
-        ..
-    } = &fence;
     let (consumer, mut sub) = fence.consumer().await;
 
     let session = Session::connect(fence.settings(&name)).await.unwrap();
@@ -36,13 +30,14 @@ async fn a_forbidden_topic_fails_only_its_own_message_of_a_thousand() {
     const BAD: usize = 500;
     let mut handles = Vec::with_capacity(N);
     for i in 0..N {
-        let routing_key = if i == BAD { bad_key } else { ok_key };
+        let body = i.to_string();
+        let message = if i == BAD {
+            fence.bad_message(body)
+        } else {
+            fence.ok_message(body)
+        };
         let h = session
-            .publish_tracked(Outgoing {
-                exchange: exchange.clone(),
-                routing_key: routing_key.clone(),
-                body: i.to_string().into_bytes(),
-            })
+            .publish_tracked(message)
             .await
             .expect("accepted into the buffer");
         handles.push(h);
@@ -65,12 +60,12 @@ async fn a_forbidden_topic_fails_only_its_own_message_of_a_thousand() {
     assert_eq!(*i, BAD);
     assert_eq!(
         (r.exchange.as_str(), r.routing_key.as_str()),
-        (exchange.as_str(), bad_key.as_str())
+        (fence.exchange.as_str(), fence.bad_key.as_str())
     );
     assert_eq!(r.code, Some(403));
     let text = AmqpError::PublishRefused(r.clone()).to_string();
     assert!(
-        text.contains(bad_key.as_str()) && text.contains("topic permissions"),
+        text.contains(&fence.bad_key) && text.contains("topic permissions"),
         "{text}"
     );
     session.flush(Duration::from_secs(10)).await.unwrap();
@@ -84,7 +79,7 @@ async fn a_forbidden_topic_fails_only_its_own_message_of_a_thousand() {
     let want: HashSet<usize> = (0..N).filter(|i| *i != BAD).collect();
     assert_eq!(seen.len(), N - 1, "all allowed messages arrived");
     assert_eq!(seen, want);
-    assert!(!keys.contains(bad_key));
+    assert!(!keys.contains(&fence.bad_key));
     let c = count_events(&mut events);
     assert_eq!(
         (c.connected, c.disconnected, c.refused, c.reopened),
@@ -99,26 +94,19 @@ async fn a_forbidden_topic_fails_only_its_own_message_of_a_thousand() {
 async fn flush_reports_the_refused_message_of_buffered_sends() {
     let name = unique("flushrefuse");
     let fence = ForbiddenTopic::create(&name);
-    let exchange = &fence.exchange;
     let session = Session::connect(fence.settings(&name)).await.unwrap();
     session
-        .declare_exchange(ExchangeSpec::nost(exchange))
+        .declare_exchange(ExchangeSpec::nost(&fence.exchange))
         .await
         .unwrap();
     for i in 0..20 {
-        let key = if i == 7 {
-            &fence.bad_key
+        let body = i.to_string();
+        let message = if i == 7 {
+            fence.bad_message(body)
         } else {
-            &fence.ok_key
+            fence.ok_message(body)
         };
-        session
-            .publish(Outgoing {
-                exchange: exchange.clone(),
-                routing_key: key.clone(),
-                body: i.to_string().into_bytes(),
-            })
-            .await
-            .unwrap();
+        session.publish(message).await.unwrap();
     }
     let err = session.flush(Duration::from_secs(30)).await.unwrap_err();
     let AmqpError::Refused { refused } = &err else {
@@ -309,6 +297,15 @@ async fn handlers_see_the_amqp_properties_and_the_redelivered_flag() {
     ground.shut_down().await;
 }
 
+/// No queue of `vhost` on the default node has `prefix` in its name.
+fn assert_no_queue_left(vhost: &str, prefix: &str) {
+    let queues = queue_names(vhost);
+    assert!(
+        !queues.iter().any(|q| q.contains(prefix)),
+        "no queue left collecting messages: {queues:?}"
+    );
+}
+
 fn connections() -> String {
     rabbitmqctl(&[
         "list_connections",
@@ -441,18 +438,7 @@ async fn a_subscription_refused_at_bind_leaves_no_durable_queue() {
         ),
         "{err:?}"
     );
-    let queues = rabbitmqctl(&[
-        "list_queues",
-        "-p",
-        &name,
-        "-q",
-        "--no-table-headers",
-        "name",
-    ]);
-    assert!(
-        !queues.contains(&prefix),
-        "no queue left collecting messages: {queues}"
-    );
+    assert_no_queue_left(&name, &prefix);
     app.shut_down().await;
 }
 
@@ -560,18 +546,7 @@ async fn a_start_up_refused_at_consume_closes_everything_it_opened() {
         "a connection of {name} stayed open: {left}"
     );
     // … and no queue is left collecting messages.
-    let queues = rabbitmqctl(&[
-        "list_queues",
-        "-p",
-        &name,
-        "-q",
-        "--no-table-headers",
-        "name",
-    ]);
-    assert!(
-        !queues.contains(&prefix),
-        "no queue left collecting messages: {queues}"
-    );
+    assert_no_queue_left(&name, &prefix);
 }
 
 /// A proxy to the default broker that stops forwarding the broker's answers
@@ -727,35 +702,24 @@ async fn pausable_proxy() -> (u16, Pauses) {
 async fn a_refusal_answered_while_publishes_are_queued_keeps_the_connection() {
     let name = unique("refusequeued");
     let fence = ForbiddenTopic::create(&name);
-    let ForbiddenTopic {
-        exchange,
-        ok_key,
-        bad_key,
-        ..
-    } = &fence;
     let (consumer, mut sub) = fence.consumer().await;
     let (port, pauses) = pausable_proxy().await;
     let mut s = fence.settings(&name);
     s.rabbitmq.port = u32::from(port);
     let session = Session::connect(s).await.unwrap();
     let mut events = session.events();
-    let outgoing = |key: &str, body: Vec<u8>| Outgoing {
-        exchange: exchange.clone(),
-        routing_key: key.to_owned(),
-        body,
-    };
 
     const N: usize = 300;
     const SIZE: usize = 64 * 1024;
     // The publishing channel is open and idle.
     session
-        .publish_confirmed(outgoing(ok_key, format!("{N}:").into_bytes()))
+        .publish_confirmed(fence.ok_message(format!("{N}:")))
         .await
         .unwrap();
     // The refused message reaches the broker; its channel.close is held.
     pauses.down.send_replace(true);
     let bad = session
-        .publish_tracked(outgoing(bad_key, b"bad".to_vec()))
+        .publish_tracked(fence.bad_message("bad"))
         .await
         .unwrap();
     assert!(
@@ -774,7 +738,7 @@ async fn a_refusal_answered_while_publishes_are_queued_keeps_the_connection() {
         body.resize(SIZE, b'x');
         handles.push(
             session
-                .publish_tracked(outgoing(ok_key, body))
+                .publish_tracked(fence.ok_message(body))
                 .await
                 .unwrap(),
         );

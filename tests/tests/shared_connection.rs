@@ -29,6 +29,15 @@ fn connections_named(name: &str) -> usize {
     .count()
 }
 
+/// Message `k` of session `i`: body `i * 10_000 + k`, key `{exchange}.s{i}.seq`.
+fn numbered(exchange: &str, i: usize, k: usize) -> Outgoing {
+    Outgoing {
+        exchange: exchange.to_owned(),
+        routing_key: format!("{exchange}.s{i}.seq"),
+        body: (i * 10_000 + k).to_string().into_bytes(),
+    }
+}
+
 /// (connected, disconnected, channel reopened, refused) events so far.
 fn count(events: &mut broadcast::Receiver<SessionEvent>) -> (usize, usize, usize, usize) {
     let c = count_events(events);
@@ -41,12 +50,6 @@ async fn a_refused_publish_and_a_deleted_queue_disturb_no_other_session_of_the_c
     const EACH: usize = 200;
     let name = unique("shrefuse");
     let fence = ForbiddenTopic::create(&name);
-    let ForbiddenTopic {
-        exchange,
-        ok_key,
-        bad_key,
-        ..
-    } = &fence;
     let s = |n: &str| fence.settings(n);
     let (consumer, mut sub) = fence.consumer().await;
     let shared_name = format!("{name}-shared");
@@ -58,7 +61,7 @@ async fn a_refused_publish_and_a_deleted_queue_disturb_no_other_session_of_the_c
             .await
             .unwrap();
         session
-            .declare_exchange(ExchangeSpec::nost(exchange))
+            .declare_exchange(ExchangeSpec::nost(&fence.exchange))
             .await
             .unwrap();
         sessions.push(session);
@@ -80,22 +83,14 @@ async fn a_refused_publish_and_a_deleted_queue_disturb_no_other_session_of_the_c
 
     // Session 0 sends one forbidden message in the middle of its own.
     let bad = sessions[0]
-        .publish_tracked(Outgoing {
-            exchange: exchange.clone(),
-            routing_key: bad_key.clone(),
-            body: b"999999".to_vec(),
-        })
+        .publish_tracked(fence.bad_message("999999"))
         .await
         .unwrap();
     rabbitmqctl(&["delete_queue", "-p", &name, &own]);
     for k in 0..EACH {
         for (i, session) in sessions.iter().enumerate() {
             session
-                .publish(Outgoing {
-                    exchange: exchange.clone(),
-                    routing_key: ok_key.clone(),
-                    body: (i * 10_000 + k).to_string().into_bytes(),
-                })
+                .publish(fence.ok_message((i * 10_000 + k).to_string()))
                 .await
                 .unwrap();
         }
@@ -183,14 +178,7 @@ async fn a_closed_shared_connection_restores_every_session_and_loses_nothing() {
         let exchange = exchange.clone();
         tasks.push(tokio::spawn(async move {
             for k in 0..EACH {
-                session
-                    .publish(Outgoing {
-                        exchange: exchange.clone(),
-                        routing_key: format!("{exchange}.s{i}.seq"),
-                        body: (i * 10_000 + k).to_string().into_bytes(),
-                    })
-                    .await
-                    .unwrap();
+                session.publish(numbered(&exchange, i, k)).await.unwrap();
                 if k % 10 == 0 {
                     tokio::time::sleep(Duration::from_millis(25)).await;
                 }
@@ -213,14 +201,7 @@ async fn a_closed_shared_connection_restores_every_session_and_loses_nothing() {
     const AFTER: usize = 100;
     for (i, (session, _)) in sessions.iter().enumerate() {
         for k in EACH..EACH + AFTER {
-            session
-                .publish(Outgoing {
-                    exchange: exchange.clone(),
-                    routing_key: format!("{exchange}.s{i}.seq"),
-                    body: (i * 10_000 + k).to_string().into_bytes(),
-                })
-                .await
-                .unwrap();
+            session.publish(numbered(&exchange, i, k)).await.unwrap();
         }
     }
     for (session, _) in &sessions {
