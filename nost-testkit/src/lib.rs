@@ -40,6 +40,7 @@
 
 mod broker;
 mod cluster;
+mod configs;
 mod consume;
 mod events;
 mod keycloak;
@@ -55,6 +56,7 @@ pub use broker::{
     make_rsa_key, rabbitmq_installed, rsa_key_pair,
 };
 pub use cluster::{Cluster, ClusterOptions, epmd_knows};
+pub use configs::{local_config, oauth_config, oauth_config_builder};
 pub use consume::{
     body_number, collect_distinct, collect_numbers, consumer, declare_bound_queue, transient_queue,
 };

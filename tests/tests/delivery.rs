@@ -13,8 +13,8 @@ use nost_app::{Application, StartOptions};
 use nost_config::{Config, Credentials, RabbitMqConfig};
 use nost_testkit::{
     BrokerUser, ForbiddenTopic, Proxy, QueuePolicy, collect_distinct, count_events,
-    declare_bound_queue, local_settings, local_settings_with, queue_names, rabbitmqctl, unique,
-    wait_for_disconnect,
+    declare_bound_queue, local_config, local_settings, local_settings_with, queue_names,
+    rabbitmqctl, unique, wait_for_disconnect,
 };
 use tokio::sync::mpsc;
 
@@ -179,14 +179,7 @@ async fn a_nack_is_retried_then_refused_without_a_reconnect() {
 }
 
 fn local(tune: impl FnOnce(&mut RabbitMqConfig)) -> (Config, StartOptions) {
-    let config = Config::builder()
-        .rabbitmq(|r| {
-            r.host = "127.0.0.1".into();
-            r.reconnect_delay = 1;
-            tune(r);
-        })
-        .build()
-        .unwrap();
+    let config = local_config(tune);
     let options = StartOptions {
         auth: Credentials::basic("guest", "guest").into(),
         set_offset: Some(false),

@@ -158,20 +158,8 @@ mod on_the_oauth_node {
     }
 
     fn config(node: &OAuthBrokerInfo, kc: &KeycloakEmulator) -> Config {
-        Config::builder()
-            .rabbitmq(|r| {
-                r.host = "127.0.0.1".into();
-                r.port = u32::from(node.amqp_port);
-                r.reconnect_delay = 1;
-                r.connection_timeout = 10;
-            })
-            .keycloak(|k| {
-                k.host = "127.0.0.1".into();
-                k.port = u32::from(kc.port());
-                k.realm = REALM.into();
-                k.tls = Some(false);
-                k.token_refresh_interval = 240;
-            })
+        nost_testkit::oauth_config_builder(node.amqp_port, kc.port(), 240)
+            .rabbitmq(|r| r.connection_timeout = 10)
             .build()
             .unwrap()
     }

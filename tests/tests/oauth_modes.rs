@@ -25,23 +25,7 @@ async fn setup() -> (OAuthBrokerInfo, KeycloakEmulator) {
 }
 
 fn config(node: &OAuthBrokerInfo, kc: &KeycloakEmulator, refresh_interval: u64) -> Config {
-    let port = kc.port();
-    Config::builder()
-        .rabbitmq(|r| {
-            r.host = "127.0.0.1".into();
-            r.port = u32::from(node.amqp_port);
-            r.reconnect_delay = 1;
-            r.connection_timeout = 15;
-        })
-        .keycloak(|k| {
-            k.host = "127.0.0.1".into();
-            k.port = u32::from(port);
-            k.realm = REALM.into();
-            k.tls = Some(false);
-            k.token_refresh_interval = refresh_interval;
-        })
-        .build()
-        .unwrap()
+    nost_testkit::oauth_config(node.amqp_port, kc.port(), refresh_interval)
 }
 
 /// Start two apps, send from one, receive at the other on a topic exchange.

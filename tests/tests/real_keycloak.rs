@@ -35,22 +35,7 @@ fn stack() -> (OAuthBrokerInfo, RealKeycloakInfo) {
 }
 
 fn config(node: &OAuthBrokerInfo, kc: &RealKeycloakInfo, refresh_interval: u64) -> Config {
-    Config::builder()
-        .rabbitmq(|r| {
-            r.host = "127.0.0.1".into();
-            r.port = u32::from(node.amqp_port);
-            r.reconnect_delay = 1;
-            r.connection_timeout = 15;
-        })
-        .keycloak(|k| {
-            k.host = "127.0.0.1".into();
-            k.port = u32::from(kc.port);
-            k.realm = REALM.into();
-            k.tls = Some(false);
-            k.token_refresh_interval = refresh_interval;
-        })
-        .build()
-        .unwrap()
+    nost_testkit::oauth_config(node.amqp_port, kc.port, refresh_interval)
 }
 
 fn with(credentials: Credentials) -> StartOptions {

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use nost_amqp::{AmqpError, ExchangeSpec, Outgoing, Session, SessionEvent, SharedConnection};
 use nost_app::{Application, StartOptions};
-use nost_config::{Config, Credentials};
+use nost_config::Credentials;
 use nost_testkit::{
     ForbiddenTopic, close_connections_named, collect_numbers, consumer, count_events,
-    declare_bound_queue, local_settings, rabbitmqctl, transient_queue, unique,
+    declare_bound_queue, local_config, local_settings, rabbitmqctl, transient_queue, unique,
 };
 use tokio::sync::broadcast;
 
@@ -233,13 +233,7 @@ async fn a_closed_shared_connection_restores_every_session_and_loses_nothing() {
 async fn twenty_applications_on_a_shared_connection_are_one_broker_connection() {
     const APPS: usize = 20;
     let prefix = unique("shapps");
-    let config = Config::builder()
-        .rabbitmq(|r| {
-            r.host = "127.0.0.1".into();
-            r.reconnect_delay = 1;
-        })
-        .build()
-        .unwrap();
+    let config = local_config(|_| {});
     let shared = nost_app::SharedConnectionOptions::new(Credentials::basic("guest", "guest"))
         .with_connection_name(format!("{prefix}-shared"));
     let conn = nost_app::SharedConnection::start(&config, shared)
@@ -306,23 +300,7 @@ async fn renewed_tokens_reach_the_shared_connection_once_and_every_application_k
     let kc = KeycloakEmulator::start("NOS-T", key).await;
     kc.add_client("sos-service", Some("svc-secret"));
     kc.set_access_lifetime(4);
-    let port = kc.port();
-    let config = Config::builder()
-        .rabbitmq(|r| {
-            r.host = "127.0.0.1".into();
-            r.port = u32::from(node.amqp_port);
-            r.reconnect_delay = 1;
-            r.connection_timeout = 15;
-        })
-        .keycloak(|k| {
-            k.host = "127.0.0.1".into();
-            k.port = u32::from(port);
-            k.realm = "NOS-T".into();
-            k.tls = Some(false);
-            k.token_refresh_interval = 240;
-        })
-        .build()
-        .unwrap();
+    let config = nost_testkit::oauth_config(node.amqp_port, kc.port(), 240);
     let base = StartOptions {
         auth: Credentials::client("sos-service", Some("svc-secret".into())).into(),
         set_offset: Some(false),
