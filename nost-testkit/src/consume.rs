@@ -4,6 +4,8 @@
 
 use std::collections::HashSet;
 use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use nost_amqp::{
@@ -96,4 +98,20 @@ pub fn body_number(d: &Delivery) -> usize {
         .ok()
         .and_then(|b| b.parse().ok())
         .unwrap_or_else(|| panic!("not a number: {:?}", String::from_utf8_lossy(&d.body)))
+}
+
+/// A message handler that only counts what it is given into `counter`
+/// (for `Application::add_message_callback`).
+pub fn count_into<M, E>(
+    counter: &Arc<AtomicUsize>,
+) -> impl Fn(M) -> std::future::Ready<Result<(), E>> + Send + Sync + 'static
+where
+    M: 'static,
+    E: 'static,
+{
+    let counter = counter.clone();
+    move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok(()))
+    }
 }

@@ -21,6 +21,8 @@ pub struct EventCounts {
     pub reopened: usize,
     /// `PublishRefused`.
     pub refused: usize,
+    /// `SecretUpdated` (a renewed token reached the connection).
+    pub secret_updated: usize,
     /// Why each connection was lost, for assertion messages.
     pub reasons: Vec<String>,
 }
@@ -37,6 +39,7 @@ pub fn count_events(events: &mut broadcast::Receiver<SessionEvent>) -> EventCoun
             }
             SessionEvent::ChannelReopened => c.reopened += 1,
             SessionEvent::PublishRefused { .. } => c.refused += 1,
+            SessionEvent::SecretUpdated => c.secret_updated += 1,
             _ => {}
         }
     }

@@ -58,7 +58,8 @@ pub use broker::{
 pub use cluster::{Cluster, ClusterOptions, epmd_knows};
 pub use configs::{local_config, oauth_config, oauth_config_builder};
 pub use consume::{
-    body_number, collect_distinct, collect_numbers, consumer, declare_bound_queue, transient_queue,
+    body_number, collect_distinct, collect_numbers, consumer, count_into, declare_bound_queue,
+    transient_queue,
 };
 pub use events::{EventCounts, count_events, wait_for_disconnect, wait_for_event};
 pub use keycloak::{

@@ -290,7 +290,7 @@ async fn twenty_applications_on_a_shared_connection_are_one_broker_connection() 
 /// past several expiries without a reconnect.
 #[tokio::test]
 async fn renewed_tokens_reach_the_shared_connection_once_and_every_application_keeps_publishing() {
-    use nost_testkit::{KID, OAuthBrokerInfo};
+    use nost_testkit::{KID, OAuthBrokerInfo, count_into};
     use nost_testkit::{KeycloakEmulator, SigningKey};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -322,16 +322,9 @@ async fn renewed_tokens_reach_the_shared_connection_once_and_every_application_k
         let app = Application::start_up(&format!("sat{i}"), &prefix, &config, options.clone())
             .await
             .unwrap();
-        let r = received.clone();
-        app.add_message_callback(&format!("sat{i}"), "tick", move |_| {
-            let r = r.clone();
-            async move {
-                r.fetch_add(1, Ordering::SeqCst);
-                Ok(())
-            }
-        })
-        .await
-        .unwrap();
+        app.add_message_callback(&format!("sat{i}"), "tick", count_into(&received))
+            .await
+            .unwrap();
         apps.push(app);
     }
     let mut app_events: Vec<_> = apps.iter().map(|a| a.session().events()).collect();
@@ -364,14 +357,8 @@ async fn renewed_tokens_reach_the_shared_connection_once_and_every_application_k
             renewed += 1;
         }
     }
-    let (mut updates, mut drops) = (0, 0);
-    while let Ok(e) = conn_events.try_recv() {
-        match e {
-            SessionEvent::SecretUpdated => updates += 1,
-            SessionEvent::Disconnected { .. } => drops += 1,
-            _ => {}
-        }
-    }
+    let c = count_events(&mut conn_events);
+    let (updates, drops) = (c.secret_updated, c.disconnected);
     assert!(renewed >= 3, "the token was renewed ({renewed})");
     assert!(
         updates >= 3 && updates <= renewed,
