@@ -14,13 +14,54 @@ use crate::app::Application;
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Why an NTP query gave no offset.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NtpError {
+    /// The server did not answer in time, could not be resolved or reached,
+    /// or answered with something that is not SNTP.
+    #[error(
+        "could not get the time from NTP server {host}: {source}; check execution.general.ntp_host \
+         (or set set_offset: false to use the system clock as it is)"
+    )]
+    Query {
+        /// The `ntp_host` asked.
+        host: String,
+        /// rsntp's reason (I/O, timeout, protocol).
+        #[source]
+        source: rsntp::SynchronizationError,
+    },
+    /// The server answered with an offset too large to apply.
+    #[error(
+        "NTP server {host} answered with a clock offset out of range: {source}; check \
+         execution.general.ntp_host and the system clock (or set set_offset: false)"
+    )]
+    OffsetOutOfRange {
+        /// The `ntp_host` asked.
+        host: String,
+        /// rsntp's reason.
+        #[source]
+        source: rsntp::ConversionError,
+    },
+}
+
 /// Query `host` once: the offset to add to the system clock.
-pub(crate) async fn query_offset(host: &str) -> Result<TimeDelta, String> {
+pub(crate) async fn query_offset(host: &str) -> Result<TimeDelta, NtpError> {
     let mut client = rsntp::AsyncSntpClient::new();
     client.set_timeout(QUERY_TIMEOUT);
-    let result = client.synchronize(host).await.map_err(|e| e.to_string())?;
-    let offset = result.clock_offset();
-    offset.into_chrono_duration().map_err(|e| e.to_string())
+    let result = client
+        .synchronize(host)
+        .await
+        .map_err(|source| NtpError::Query {
+            host: host.to_owned(),
+            source,
+        })?;
+    result
+        .clock_offset()
+        .into_chrono_duration()
+        .map_err(|source| NtpError::OffsetOutOfRange {
+            host: host.to_owned(),
+            source,
+        })
 }
 
 /// Correct the application's simulator clock now and every refresh interval.
@@ -40,7 +81,7 @@ pub(crate) fn start(app: &Application, config: &Config) {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(target: "nost_app", %host, error = %e, "NTP query failed; keeping the current wallclock offset (set execution.general.ntp_host, or set_offset: false)")
+                    tracing::warn!(target: "nost_app", %host, error = %e, "NTP query failed; keeping the current wallclock offset")
                 }
             }
             tokio::select! {
@@ -49,4 +90,32 @@ pub(crate) fn start(app: &Application, config: &Config) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unanswered_query_names_the_host_keeps_the_cause_and_says_what_to_do() {
+        // A loopback port nobody listens on: refused or timed out, within 2 s.
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let err = query_offset(&host).await.unwrap_err();
+        assert!(matches!(err, NtpError::Query { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&host) && text.contains("execution.general.ntp_host"),
+            "{text}"
+        );
+        assert!(err.source().is_some(), "keeps rsntp's reason");
+    }
 }

@@ -341,15 +341,7 @@ fn user_config(dir: &std::path::Path, user: &nost_testkit::BrokerUser) -> (PathB
 
 fn wait_for_queue(queue: &str, present: bool, vhost: &str) -> bool {
     for _ in 0..150 {
-        let queues = nost_testkit::rabbitmqctl(&[
-            "list_queues",
-            "-p",
-            vhost,
-            "-q",
-            "--no-table-headers",
-            "name",
-        ]);
-        if queues.lines().any(|q| q.trim() == queue) == present {
+        if nost_testkit::queue_names(vhost).iter().any(|q| q == queue) == present {
             return true;
         }
         std::thread::sleep(Duration::from_millis(100));

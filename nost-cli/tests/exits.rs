@@ -216,23 +216,29 @@ async fn pump(
     drop((from, to));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn listen_exits_3_when_the_client_secret_is_rejected_and_says_to_check_it() {
-    let s = setup().await;
-    let client = unique("cli-svc");
-    let secret = "cli-SECRET-listen-1";
-    s.kc.add_client(&client, Some(secret));
-    s.kc.set_access_lifetime(3); // renewed after ~2.4 s
-    let (cfg, env) = s.files(
+/// A service account `client` with `secret` whose tokens live 3 s (renewed
+/// after ~2.4 s): the YAML and `.env` for it on the test run's node.
+fn service_account(s: &Setup, client: &str, secret: &str) -> (PathBuf, PathBuf) {
+    s.kc.add_client(client, Some(secret));
+    s.kc.set_access_lifetime(3);
+    s.files(
         s.node.amqp_port,
         10,
         &format!("CLIENT_ID={client}\nCLIENT_SECRET_KEY={secret}\n"),
-    );
-    let prefix = unique("exit3");
-    let mut nost = spawn(&["listen", "--prefix", &prefix], &cfg, &env, "warn");
-    nost.wait_for("listening on", Duration::from_secs(30));
+    )
+}
+
+/// The secret of `client` is regenerated in Keycloak while `nost` runs:
+/// its next renewal is refused and `nost` exits 3, saying to check
+/// CLIENT_SECRET_KEY and showing no secret, after one refused renewal.
+fn regenerate_the_secret_and_expect_exit_3(
+    s: &Setup,
+    nost: &mut Running,
+    client: &str,
+    secret: &str,
+) {
     let grants_before = s.kc.request_count("client_credentials");
-    s.kc.add_client(&client, Some("regenerated-in-keycloak"));
+    s.kc.add_client(client, Some("regenerated-in-keycloak"));
     let code = nost.exit_code(Duration::from_secs(30));
     let err = nost.stderr();
     assert_eq!(code, Some(3), "{err}");
@@ -248,6 +254,18 @@ async fn listen_exits_3_when_the_client_secret_is_rejected_and_says_to_check_it(
         1,
         "one refused renewal, then nothing more"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_exits_3_when_the_client_secret_is_rejected_and_says_to_check_it() {
+    let s = setup().await;
+    let client = unique("cli-svc");
+    let secret = "cli-SECRET-listen-1";
+    let (cfg, env) = service_account(&s, &client, secret);
+    let prefix = unique("exit3");
+    let mut nost = spawn(&["listen", "--prefix", &prefix], &cfg, &env, "warn");
+    nost.wait_for("listening on", Duration::from_secs(30));
+    regenerate_the_secret_and_expect_exit_3(&s, &mut nost, &client, secret);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -293,13 +311,7 @@ async fn manager_exits_3_when_the_client_secret_is_rejected_during_init() {
     let s = setup().await;
     let client = unique("cli-mgr");
     let secret = "cli-SECRET-manager-1";
-    s.kc.add_client(&client, Some(secret));
-    s.kc.set_access_lifetime(3);
-    let (cfg, env) = s.files(
-        s.node.amqp_port,
-        10,
-        &format!("CLIENT_ID={client}\nCLIENT_SECRET_KEY={secret}\n"),
-    );
+    let (cfg, env) = service_account(&s, &client, secret);
     // A manager that waits at init for an application that never comes.
     let yaml = std::fs::read_to_string(&cfg).unwrap().replace(
         "execution:\n",
@@ -309,22 +321,7 @@ async fn manager_exits_3_when_the_client_secret_is_rejected_during_init() {
     let prefix = unique("exit3g");
     let mut nost = spawn(&["manager", "--prefix", &prefix], &cfg, &env, "warn");
     nost.wait_for("init for", Duration::from_secs(30));
-    let grants_before = s.kc.request_count("client_credentials");
-    s.kc.add_client(&client, Some("regenerated-in-keycloak"));
-    let code = nost.exit_code(Duration::from_secs(30));
-    let err = nost.stderr();
-    assert_eq!(code, Some(3), "{err}");
-    assert!(err.contains("client_rejected"), "{err}");
-    assert!(
-        err.contains("CLIENT_SECRET_KEY"),
-        "says what to check: {err}"
-    );
-    assert!(!err.contains(secret), "no secret on stderr: {err}");
-    assert_eq!(
-        s.kc.request_count("client_credentials") - grants_before,
-        1,
-        "one refused renewal, then nothing more"
-    );
+    regenerate_the_secret_and_expect_exit_3(&s, &mut nost, &client, secret);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,7 +6,9 @@
 //! `nost_tools` peer in a virtual environment ([`nost_tools_python`]).
 //! For the shared default node (127.0.0.1:5672): a cuttable TCP [`Proxy`],
 //! [`rabbitmqctl`], a [`BrokerUser`] with its own virtual host, a
-//! [`QueuePolicy`], [`unique`] names and [`eventually`] for polling.
+//! [`QueuePolicy`], [`unique`] names and [`eventually`] for polling; for
+//! nost-amqp sessions on it: [`local_settings`], a [`consumer`] and
+//! [`collect_numbers`], [`count_events`] and [`wait_for_event`].
 //!
 //! It is not a mock of RabbitMQ: the nodes are real `rabbitmq-server`
 //! processes (Debian's package), each with its own directory, ports, RSA
@@ -38,7 +40,11 @@
 
 mod broker;
 mod cluster;
+mod configs;
+mod consume;
+mod events;
 mod keycloak;
+mod local;
 mod process_group;
 mod python;
 mod real_keycloak;
@@ -50,10 +56,17 @@ pub use broker::{
     make_rsa_key, rabbitmq_installed, rsa_key_pair,
 };
 pub use cluster::{Cluster, ClusterOptions, epmd_knows};
+pub use configs::{local_config, oauth_config, oauth_config_builder};
+pub use consume::{
+    body_number, collect_distinct, collect_numbers, consumer, count_into, declare_bound_queue,
+    transient_queue,
+};
+pub use events::{EventCounts, count_events, wait_for_disconnect, wait_for_event};
 pub use keycloak::{
     DEFAULT_SCOPE, FULL_RABBITMQ_SCOPE, KeycloakBuilder, KeycloakEmulator, READ_ONLY_SCOPE,
     SigningKey, TOKEN_AUDIENCE, TokenOptions,
 };
+pub use local::{ForbiddenTopic, local_settings, local_settings_with};
 pub use python::{NOST_TOOLS_VERSION, ensure_package, nost_tools_python};
 pub use real_keycloak::{
     ENV_PREFIX as KEYCLOAK_ENV_PREFIX, KEYCLOAK_VERSION, KeycloakError, KeycloakOptions,
@@ -61,5 +74,5 @@ pub use real_keycloak::{
 };
 pub use support::{
     BrokerUser, Proxy, QueuePolicy, close_connections_named, eventually, interop_scripts,
-    python_with_nost_tools, rabbitmqctl, unique,
+    python_with_nost_tools, queue_names, rabbitmqctl, unique,
 };

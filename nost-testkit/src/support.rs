@@ -62,6 +62,15 @@ impl Proxy {
         })
     }
 
+    /// A proxy in front of the default node (127.0.0.1:5672); panics when
+    /// no loopback port can be bound.
+    pub async fn to_default_node() -> Proxy {
+        let node = SocketAddr::from(([127, 0, 0, 1], 5672));
+        Proxy::start(node)
+            .await
+            .unwrap_or_else(|e| panic!("a proxy to {node}: {e}"))
+    }
+
     /// The port clients connect to.
     pub fn port(&self) -> u16 {
         self.addr.port()
@@ -113,6 +122,23 @@ pub fn close_connections_named(name: &str) -> usize {
         }
     }
     n
+}
+
+/// The names of the queues in virtual host `vhost` of the default node.
+pub fn queue_names(vhost: &str) -> Vec<String> {
+    rabbitmqctl(&[
+        "list_queues",
+        "-p",
+        vhost,
+        "-q",
+        "--no-table-headers",
+        "name",
+    ])
+    .lines()
+    .map(str::trim)
+    .filter(|q| !q.is_empty())
+    .map(str::to_owned)
+    .collect()
 }
 
 /// A name unique to this test run.

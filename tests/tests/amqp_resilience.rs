@@ -5,56 +5,18 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use nost_amqp::{
-    AmqpError, BindingSpec, ConnectSettings, ExchangeSpec, Login, Outgoing, QueueSpec, Session,
-    SessionEvent,
+use nost_amqp::{AmqpError, ConnectSettings, ExchangeSpec, Login, Outgoing, Session, SessionEvent};
+use nost_config::SecretString;
+use nost_testkit::{
+    Proxy, close_connections_named, declare_bound_queue, local_settings_with, rabbitmqctl, unique,
+    wait_for_disconnect,
 };
-use nost_config::{RabbitMqConfig, SecretString};
-use nost_testkit::{Proxy, close_connections_named, rabbitmqctl, unique};
 
 fn settings(port: u16, name: &str, queue_max_size: usize) -> ConnectSettings {
-    let rabbitmq = RabbitMqConfig {
-        host: "127.0.0.1".into(),
-        port: u32::from(port),
-        reconnect_delay: 1,
-        queue_max_size,
-        connection_timeout: 10,
-        ..Default::default()
-    };
-    let mut s = ConnectSettings::new(
-        rabbitmq,
-        Login::Password {
-            username: "guest".into(),
-            password: SecretString::from("guest"),
-        },
-    );
-    s.connection_name = name.to_owned();
-    s
-}
-
-async fn queue_bound(session: &Session, exchange: &str, queue: &str, key: &str) {
-    session
-        .declare_exchange(ExchangeSpec::nost(exchange))
-        .await
-        .unwrap();
-    session
-        .declare_queue(QueueSpec {
-            name: queue.into(),
-            durable: false,
-            auto_delete: false,
-            exclusive: false,
-            quorum: false,
-        })
-        .await
-        .unwrap();
-    session
-        .bind_queue(BindingSpec {
-            queue: queue.into(),
-            exchange: exchange.into(),
-            key: key.into(),
-        })
-        .await
-        .unwrap();
+    local_settings_with(name, |r| {
+        r.port = u32::from(port);
+        r.queue_max_size = queue_max_size;
+    })
 }
 
 fn msg(exchange: &str, seq: usize) -> Outgoing {
@@ -69,7 +31,7 @@ fn msg(exchange: &str, seq: usize) -> Outgoing {
 async fn an_application_publishes_and_consumes_on_the_local_broker() {
     let name = unique("basic");
     let session = Session::connect(settings(5672, &name, 100)).await.unwrap();
-    queue_bound(
+    declare_bound_queue(
         &session,
         &name,
         &format!("{name}.q"),
@@ -96,7 +58,7 @@ async fn ten_thousand_messages_survive_ten_forced_closes_in_order() {
     let session = Session::connect(settings(5672, &name, 20_000))
         .await
         .unwrap();
-    queue_bound(&session, &name, &queue, &format!("{name}.#")).await;
+    declare_bound_queue(&session, &name, &queue, &format!("{name}.#")).await;
     let mut sub = session.consume(&queue, 500).await.unwrap();
     let mut events = session.events();
     let reconnects = tokio::spawn(async move {
@@ -178,12 +140,10 @@ async fn a_full_buffer_refuses_the_next_message_and_keeps_the_rest_in_order() {
     let direct = Session::connect(settings(5672, &format!("{name}-consumer"), 100))
         .await
         .unwrap();
-    queue_bound(&direct, &name, &queue, &format!("{name}.#")).await;
+    declare_bound_queue(&direct, &name, &queue, &format!("{name}.#")).await;
     let mut sub = direct.consume(&queue, 100).await.unwrap();
 
-    let proxy = Proxy::start("127.0.0.1:5672".parse().unwrap())
-        .await
-        .unwrap();
+    let proxy = Proxy::to_default_node().await;
     let session = Session::connect(settings(proxy.port(), &name, LIMIT))
         .await
         .unwrap();
@@ -193,13 +153,7 @@ async fn a_full_buffer_refuses_the_next_message_and_keeps_the_rest_in_order() {
         .unwrap();
     let mut events = session.events();
     proxy.cut().await;
-    loop {
-        match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
-            Ok(Ok(SessionEvent::Disconnected { .. })) => break,
-            Ok(Ok(_)) => continue,
-            other => panic!("no disconnect noticed: {other:?}"),
-        }
-    }
+    wait_for_disconnect(&mut events).await;
     assert!(!session.is_connected());
     for i in 0..LIMIT {
         session.publish(msg(&name, i)).await.unwrap();
@@ -248,7 +202,7 @@ async fn shutdown_closes_cleanly_and_never_reconnects() {
     let name = unique("shutdown");
     let queue = format!("{name}.q");
     let session = Session::connect(settings(5672, &name, 100)).await.unwrap();
-    queue_bound(&session, &name, &queue, &format!("{name}.#")).await;
+    declare_bound_queue(&session, &name, &queue, &format!("{name}.#")).await;
     let mut sub = session.consume(&queue, 10).await.unwrap();
     let consumers = || rabbitmqctl(&["list_consumers", "-q", "--no-table-headers", "queue_name"]);
     assert!(consumers().lines().any(|l| l.trim() == queue));

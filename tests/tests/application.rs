@@ -6,17 +6,11 @@ use std::time::Duration;
 
 use nost_app::{AppError, Application, StartOptions};
 use nost_config::{Config, Credentials};
-use nost_testkit::{rabbitmqctl, unique};
+use nost_testkit::{local_config, rabbitmqctl, unique};
 use tokio::sync::mpsc;
 
 fn local() -> (Config, StartOptions) {
-    let config = Config::builder()
-        .rabbitmq(|r| {
-            r.host = "127.0.0.1".into();
-            r.reconnect_delay = 1;
-        })
-        .build()
-        .unwrap();
+    let config = local_config(|_| {});
     let options = StartOptions {
         auth: Credentials::basic("guest", "guest").into(),
         set_offset: Some(false),

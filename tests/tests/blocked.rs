@@ -10,12 +10,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use nost_amqp::{
-    BindingSpec, ConnectSettings, ExchangeSpec, Login, Outgoing, QueueSpec, Session, SessionEvent,
-    Subscription,
+use nost_amqp::{ConnectSettings, ExchangeSpec, Outgoing, Session, SessionEvent, Subscription};
+use nost_testkit::{
+    BrokerOptions, OAuthBroker, collect_numbers, count_events, local_settings_with, unique,
+    wait_for_disconnect, wait_for_event,
 };
-use nost_config::{RabbitMqConfig, SecretString};
-use nost_testkit::{BrokerOptions, OAuthBroker, unique};
 use tokio::sync::broadcast;
 
 async fn own_node() -> OAuthBroker {
@@ -26,23 +25,10 @@ async fn own_node() -> OAuthBroker {
 }
 
 fn settings(port: u16, name: &str, blocked_timeout: Option<u64>) -> ConnectSettings {
-    let rabbitmq = RabbitMqConfig {
-        host: "127.0.0.1".into(),
-        port: u32::from(port),
-        reconnect_delay: 1,
-        connection_timeout: 10,
-        blocked_connection_timeout: blocked_timeout,
-        ..Default::default()
-    };
-    let mut s = ConnectSettings::new(
-        rabbitmq,
-        Login::Password {
-            username: "guest".into(),
-            password: SecretString::from("guest"),
-        },
-    );
-    s.connection_name = name.to_owned();
-    s
+    local_settings_with(name, |r| {
+        r.port = u32::from(port);
+        r.blocked_connection_timeout = blocked_timeout;
+    })
 }
 
 fn alarm(node: &OAuthBroker, on: bool) {
@@ -53,48 +39,30 @@ fn alarm(node: &OAuthBroker, on: bool) {
 
 /// A consumer on a connection of its own (consumers are not blocked).
 async fn consumer(port: u16, exchange: &str) -> (Session, Subscription) {
-    let s = Session::connect(settings(port, &format!("{exchange}-consumer"), None))
-        .await
-        .unwrap();
-    s.declare_exchange(ExchangeSpec::nost(exchange))
-        .await
-        .unwrap();
-    let queue = format!("{exchange}.q");
-    s.declare_queue(QueueSpec {
-        name: queue.clone(),
-        durable: false,
-        auto_delete: false,
-        exclusive: false,
-        quorum: false,
-    })
+    nost_testkit::consumer(
+        settings(port, &format!("{exchange}-consumer"), None),
+        exchange,
+        &format!("{exchange}.q"),
+        &format!("{exchange}.#"),
+    )
     .await
-    .unwrap();
-    s.bind_queue(BindingSpec {
-        queue: queue.clone(),
-        exchange: exchange.into(),
-        key: format!("{exchange}.#"),
-    })
-    .await
-    .unwrap();
-    let sub = s.consume(&queue, 500).await.unwrap();
-    (s, sub)
 }
 
-async fn wait_for<T>(
-    events: &mut broadcast::Receiver<SessionEvent>,
-    what: &str,
-    mut pick: impl FnMut(&SessionEvent) -> Option<T>,
-) -> T {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let e = events.recv().await.unwrap();
-            if let Some(t) = pick(&e) {
-                return t;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {what} event"))
+/// A session that publishes to `exchange`, and its events.
+async fn publisher(
+    port: u16,
+    exchange: &str,
+    blocked_timeout: Option<u64>,
+) -> (Session, broadcast::Receiver<SessionEvent>) {
+    let session = Session::connect(settings(port, exchange, blocked_timeout))
+        .await
+        .unwrap();
+    let events = session.events();
+    session
+        .declare_exchange(ExchangeSpec::nost(exchange))
+        .await
+        .unwrap();
+    (session, events)
 }
 
 async fn publish_range(session: &Session, exchange: &str, range: std::ops::Range<usize>) {
@@ -110,19 +78,6 @@ async fn publish_range(session: &Session, exchange: &str, range: std::ops::Range
     }
 }
 
-async fn collect(sub: &mut Subscription, want: usize) -> HashSet<usize> {
-    let mut seen = HashSet::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while seen.len() < want {
-        let Ok(Some(d)) = tokio::time::timeout_at(deadline, sub.recv()).await else {
-            break;
-        };
-        seen.insert(std::str::from_utf8(&d.body).unwrap().parse().unwrap());
-        d.ack().await.unwrap();
-    }
-    seen
-}
-
 #[tokio::test]
 async fn a_blocked_broker_makes_publishing_wait_and_loses_nothing() {
     let mut node = own_node().await;
@@ -131,19 +86,12 @@ async fn a_blocked_broker_makes_publishing_wait_and_loses_nothing() {
     // Part 1: no limit. Publishing waits while blocked; nothing is lost.
     let exchange = unique("blocked");
     let (cons, mut sub) = consumer(port, &exchange).await;
-    let session = Session::connect(settings(port, &exchange, None))
-        .await
-        .unwrap();
-    let mut events = session.events();
-    session
-        .declare_exchange(ExchangeSpec::nost(&exchange))
-        .await
-        .unwrap();
+    let (session, mut events) = publisher(port, &exchange, None).await;
     publish_range(&session, &exchange, 0..100).await;
     session.flush(Duration::from_secs(30)).await.unwrap();
     alarm(&node, true);
     publish_range(&session, &exchange, 100..300).await;
-    let reason = wait_for(&mut events, "Blocked", |e| match e {
+    let reason = wait_for_event(&mut events, "Blocked", |e| match e {
         SessionEvent::Blocked { reason } => Some(reason.clone()),
         _ => None,
     })
@@ -156,20 +104,18 @@ async fn a_blocked_broker_makes_publishing_wait_and_loses_nothing() {
         "blocked: the messages wait in the session"
     );
     alarm(&node, false);
-    wait_for(&mut events, "Unblocked", |e| {
+    wait_for_event(&mut events, "Unblocked", |e| {
         matches!(e, SessionEvent::Unblocked).then_some(())
     })
     .await;
     session.flush(Duration::from_secs(30)).await.unwrap();
-    let seen = collect(&mut sub, 300).await;
+    let seen = collect_numbers(&mut sub, 300).await;
     assert_eq!(seen, (0..300).collect::<HashSet<_>>(), "all 300 arrived");
-    let mut lost = 0;
-    while let Ok(e) = events.try_recv() {
-        if matches!(e, SessionEvent::Disconnected { .. }) {
-            lost += 1;
-        }
-    }
-    assert_eq!(lost, 0, "no connection loss without a limit");
+    let c = count_events(&mut events);
+    assert_eq!(
+        c.disconnected, 0,
+        "no connection loss without a limit: {c:?}"
+    );
     session.shut_down(Duration::from_secs(5)).await;
 
     // Part 2: `blocked_connection_timeout: 2`. The block outlasts it: the
@@ -177,25 +123,14 @@ async fn a_blocked_broker_makes_publishing_wait_and_loses_nothing() {
     // session is back and every message arrives.
     let exchange2 = unique("blocked-limit");
     let (cons2, mut sub2) = consumer(port, &exchange2).await;
-    let session = Session::connect(settings(port, &exchange2, Some(2)))
-        .await
-        .unwrap();
-    let mut events = session.events();
-    session
-        .declare_exchange(ExchangeSpec::nost(&exchange2))
-        .await
-        .unwrap();
+    let (session, mut events) = publisher(port, &exchange2, Some(2)).await;
     alarm(&node, true);
     publish_range(&session, &exchange2, 0..50).await;
-    wait_for(&mut events, "Blocked", |e| {
+    wait_for_event(&mut events, "Blocked", |e| {
         matches!(e, SessionEvent::Blocked { .. }).then_some(())
     })
     .await;
-    let reason = wait_for(&mut events, "Disconnected", |e| match e {
-        SessionEvent::Disconnected { reason } => Some(reason.clone()),
-        _ => None,
-    })
-    .await;
+    let reason = wait_for_disconnect(&mut events).await;
     assert!(
         matches!(reason, nost_amqp::AmqpError::BlockedTooLong { .. })
             && reason.to_string().contains("blocked_connection_timeout"),
@@ -203,7 +138,7 @@ async fn a_blocked_broker_makes_publishing_wait_and_loses_nothing() {
     );
     alarm(&node, false);
     session.flush(Duration::from_secs(60)).await.unwrap();
-    let seen = collect(&mut sub2, 50).await;
+    let seen = collect_numbers(&mut sub2, 50).await;
     assert_eq!(seen, (0..50).collect::<HashSet<_>>(), "all 50 arrived");
     session.shut_down(Duration::from_secs(5)).await;
     cons.shut_down(Duration::from_secs(5)).await;

@@ -8,146 +8,36 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use nost_amqp::{
-    AmqpError, BindingSpec, ConnectSettings, ExchangeSpec, Login, Outgoing, QueueSpec, Session,
-    SessionEvent,
-};
+use nost_amqp::{AmqpError, ExchangeSpec, Outgoing, Session};
 use nost_app::{Application, StartOptions};
-use nost_config::{Config, Credentials, RabbitMqConfig, SecretString};
-use nost_testkit::{BrokerUser, QueuePolicy, rabbitmqctl, unique};
-use tokio::sync::{broadcast, mpsc};
-
-fn settings(vhost: &str, user: &str, password: &str, name: &str) -> ConnectSettings {
-    let rabbitmq = RabbitMqConfig {
-        host: "127.0.0.1".into(),
-        port: 5672,
-        virtual_host: vhost.into(),
-        reconnect_delay: 1,
-        queue_max_size: 5_000,
-        connection_timeout: 10,
-        ..Default::default()
-    };
-    let mut s = ConnectSettings::new(
-        rabbitmq,
-        Login::Password {
-            username: user.into(),
-            password: SecretString::from(password),
-        },
-    );
-    s.connection_name = name.to_owned();
-    s
-}
-
-/// Counts of what a session reported.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Counted {
-    connected: usize,
-    disconnected: usize,
-    reopened: usize,
-    refused: usize,
-    /// Why the connection was lost, for the assertion message.
-    reasons: Vec<String>,
-}
-
-fn count(events: &mut broadcast::Receiver<SessionEvent>) -> Counted {
-    let mut c = Counted::default();
-    while let Ok(e) = events.try_recv() {
-        match e {
-            SessionEvent::Connected { .. } => c.connected += 1,
-            SessionEvent::Disconnected { reason } => {
-                c.disconnected += 1;
-                c.reasons.push(reason.to_string());
-            }
-            SessionEvent::ChannelReopened => c.reopened += 1,
-            SessionEvent::PublishRefused { .. } => c.refused += 1,
-            _ => {}
-        }
-    }
-    c
-}
-
-/// A consumer on its own connection: declares `queue` bound to
-/// `exchange` with `key` and collects message bodies (as numbers).
-async fn independent_consumer(
-    s: ConnectSettings,
-    exchange: &str,
-    queue: &str,
-    key: &str,
-) -> (Session, nost_amqp::Subscription) {
-    let session = Session::connect(s).await.unwrap();
-    session
-        .declare_exchange(ExchangeSpec::nost(exchange))
-        .await
-        .unwrap();
-    session
-        .declare_queue(QueueSpec {
-            name: queue.into(),
-            durable: false,
-            auto_delete: false,
-            exclusive: false,
-            quorum: false,
-        })
-        .await
-        .unwrap();
-    session
-        .bind_queue(BindingSpec {
-            queue: queue.into(),
-            exchange: exchange.into(),
-            key: key.into(),
-        })
-        .await
-        .unwrap();
-    let sub = session.consume(queue, 500).await.unwrap();
-    (session, sub)
-}
-
-/// Distinct numbered bodies until `want` are in (or the deadline passes).
-async fn collect(sub: &mut nost_amqp::Subscription, want: usize) -> (HashSet<usize>, Vec<String>) {
-    let mut seen = HashSet::new();
-    let mut keys = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while seen.len() < want {
-        let Ok(Some(d)) = tokio::time::timeout_at(deadline, sub.recv()).await else {
-            break;
-        };
-        seen.insert(std::str::from_utf8(&d.body).unwrap().parse().unwrap());
-        keys.push(d.routing_key.clone());
-        d.ack().await.unwrap();
-    }
-    (seen, keys)
-}
+use nost_config::{Config, Credentials, RabbitMqConfig};
+use nost_testkit::{
+    BrokerUser, ForbiddenTopic, Proxy, QueuePolicy, collect_distinct, count_events,
+    declare_bound_queue, local_config, local_settings, local_settings_with, queue_names,
+    rabbitmqctl, unique, wait_for_disconnect,
+};
+use tokio::sync::mpsc;
 
 #[tokio::test]
 async fn a_forbidden_topic_fails_only_its_own_message_of_a_thousand() {
     let name = unique("refuse");
-    let user = BrokerUser::create(&name);
-    let exchange = name.clone();
-    let ok_key = format!("{exchange}.app.ok");
-    let bad_key = format!("{exchange}.app.bad");
-    user.set_topic_write(&exchange, "\\.ok$");
-    let (consumer, mut sub) = independent_consumer(
-        settings(&name, &name, &user.password, &format!("{name}-consumer")),
-        &exchange,
-        &format!("{name}.q"),
-        &format!("{exchange}.#"),
-    )
-    .await;
+    let fence = ForbiddenTopic::create(&name);
+    let (consumer, mut sub) = fence.consumer().await;
 
-    let session = Session::connect(settings(&name, &name, &user.password, &name))
-        .await
-        .unwrap();
+    let session = Session::connect(fence.settings(&name)).await.unwrap();
     let mut events = session.events();
     const N: usize = 1_000;
     const BAD: usize = 500;
     let mut handles = Vec::with_capacity(N);
     for i in 0..N {
-        let routing_key = if i == BAD { &bad_key } else { &ok_key };
+        let body = i.to_string();
+        let message = if i == BAD {
+            fence.bad_message(body)
+        } else {
+            fence.ok_message(body)
+        };
         let h = session
-            .publish_tracked(Outgoing {
-                exchange: exchange.clone(),
-                routing_key: routing_key.clone(),
-                body: i.to_string().into_bytes(),
-            })
+            .publish_tracked(message)
             .await
             .expect("accepted into the buffer");
         handles.push(h);
@@ -170,22 +60,27 @@ async fn a_forbidden_topic_fails_only_its_own_message_of_a_thousand() {
     assert_eq!(*i, BAD);
     assert_eq!(
         (r.exchange.as_str(), r.routing_key.as_str()),
-        (exchange.as_str(), bad_key.as_str())
+        (fence.exchange.as_str(), fence.bad_key.as_str())
     );
     assert_eq!(r.code, Some(403));
     let text = AmqpError::PublishRefused(r.clone()).to_string();
     assert!(
-        text.contains(&bad_key) && text.contains("topic permissions"),
+        text.contains(&fence.bad_key) && text.contains("topic permissions"),
         "{text}"
     );
     session.flush(Duration::from_secs(10)).await.unwrap();
 
-    let (seen, keys) = collect(&mut sub, N - 1).await;
+    let mut keys = Vec::new();
+    let seen = collect_distinct(&mut sub, N - 1, |d| {
+        keys.push(d.routing_key.clone());
+        nost_testkit::body_number(d)
+    })
+    .await;
     let want: HashSet<usize> = (0..N).filter(|i| *i != BAD).collect();
     assert_eq!(seen.len(), N - 1, "all allowed messages arrived");
     assert_eq!(seen, want);
-    assert!(!keys.contains(&bad_key));
-    let c = count(&mut events);
+    assert!(!keys.contains(&fence.bad_key));
+    let c = count_events(&mut events);
     assert_eq!(
         (c.connected, c.disconnected, c.refused, c.reopened),
         (0, 0, 1, 1),
@@ -198,33 +93,27 @@ async fn a_forbidden_topic_fails_only_its_own_message_of_a_thousand() {
 #[tokio::test]
 async fn flush_reports_the_refused_message_of_buffered_sends() {
     let name = unique("flushrefuse");
-    let user = BrokerUser::create(&name);
-    let exchange = name.clone();
-    user.set_topic_write(&exchange, "\\.ok$");
-    let session = Session::connect(settings(&name, &name, &user.password, &name))
-        .await
-        .unwrap();
+    let fence = ForbiddenTopic::create(&name);
+    let session = Session::connect(fence.settings(&name)).await.unwrap();
     session
-        .declare_exchange(ExchangeSpec::nost(&exchange))
+        .declare_exchange(ExchangeSpec::nost(&fence.exchange))
         .await
         .unwrap();
     for i in 0..20 {
-        let topic = if i == 7 { "bad" } else { "ok" };
-        session
-            .publish(Outgoing {
-                exchange: exchange.clone(),
-                routing_key: format!("{exchange}.app.{topic}"),
-                body: i.to_string().into_bytes(),
-            })
-            .await
-            .unwrap();
+        let body = i.to_string();
+        let message = if i == 7 {
+            fence.bad_message(body)
+        } else {
+            fence.ok_message(body)
+        };
+        session.publish(message).await.unwrap();
     }
     let err = session.flush(Duration::from_secs(30)).await.unwrap_err();
     let AmqpError::Refused { refused } = &err else {
         panic!("{err:?}")
     };
     assert_eq!(refused.len(), 1, "{refused:?}");
-    assert_eq!(refused[0].routing_key, format!("{exchange}.app.bad"));
+    assert_eq!(refused[0].routing_key, fence.bad_key);
     assert!(err.to_string().contains("1 message(s) refused"), "{err}");
     // Reported once: the next flush is clean.
     session.flush(Duration::from_secs(5)).await.unwrap();
@@ -238,31 +127,10 @@ async fn a_nack_is_retried_then_refused_without_a_reconnect() {
     let _policy = QueuePolicy::set(&queue, r#"{"max-length":5,"overflow":"reject-publish"}"#);
     // A short nack retry window (the default 60 s rides through a cluster
     // election): retried at 0.2, 0.6 and 1 s, then refused.
-    let s = settings("/", "guest", "guest", &name)
-        .with_nack_retry(nost_amqp::NackRetry::new(Duration::from_secs(1)));
+    let s =
+        local_settings(&name).with_nack_retry(nost_amqp::NackRetry::new(Duration::from_secs(1)));
     let session = Session::connect(s).await.unwrap();
-    session
-        .declare_exchange(ExchangeSpec::nost(&name))
-        .await
-        .unwrap();
-    session
-        .declare_queue(QueueSpec {
-            name: queue.clone(),
-            durable: false,
-            auto_delete: false,
-            exclusive: false,
-            quorum: false,
-        })
-        .await
-        .unwrap();
-    session
-        .bind_queue(BindingSpec {
-            queue: queue.clone(),
-            exchange: name.clone(),
-            key: format!("{name}.#"),
-        })
-        .await
-        .unwrap();
+    declare_bound_queue(&session, &name, &queue, &format!("{name}.#")).await;
     let mut events = session.events();
     let mut handles = Vec::new();
     for i in 0..10 {
@@ -295,7 +163,7 @@ async fn a_nack_is_retried_then_refused_without_a_reconnect() {
         assert!(r.reason.contains("nacked"), "{}", r.reason);
         assert!(r.to_string().contains("reject-publish"), "{r}");
     }
-    let c = count(&mut events);
+    let c = count_events(&mut events);
     assert_eq!((c.connected, c.disconnected, c.refused), (0, 0, 5), "{c:?}");
     let depth = rabbitmqctl(&[
         "list_queues",
@@ -315,19 +183,22 @@ async fn a_nack_is_retried_then_refused_without_a_reconnect() {
 }
 
 fn local(tune: impl FnOnce(&mut RabbitMqConfig)) -> (Config, StartOptions) {
-    let config = Config::builder()
-        .rabbitmq(|r| {
-            r.host = "127.0.0.1".into();
-            r.reconnect_delay = 1;
-            tune(r);
-        })
-        .build()
-        .unwrap();
+    let config = local_config(tune);
     let options = StartOptions {
         auth: Credentials::basic("guest", "guest").into(),
         set_offset: Some(false),
         ..Default::default()
     };
+    (config, options)
+}
+
+/// As [`local`], but as `user` in its own virtual host.
+fn local_as(user: &BrokerUser) -> (Config, StartOptions) {
+    let (config, mut options) = local(|r| {
+        r.virtual_host = user.name.clone();
+        r.connection_timeout = 10;
+    });
+    options.auth = Credentials::basic(&user.name, &user.password).into();
     (config, options)
 }
 
@@ -423,6 +294,15 @@ async fn handlers_see_the_amqp_properties_and_the_redelivered_flag() {
     ground.shut_down().await;
 }
 
+/// No queue of `vhost` on the default node has `prefix` in its name.
+fn assert_no_queue_left(vhost: &str, prefix: &str) {
+    let queues = queue_names(vhost);
+    assert!(
+        !queues.iter().any(|q| q.contains(prefix)),
+        "no queue left collecting messages: {queues:?}"
+    );
+}
+
 fn connections() -> String {
     rabbitmqctl(&[
         "list_connections",
@@ -450,9 +330,7 @@ async fn no_connection_named(name: &str) -> bool {
 #[tokio::test]
 async fn shutdown_during_an_outage_takes_at_most_connection_timeout() {
     let prefix = unique("outage");
-    let proxy = nost_testkit::Proxy::start("127.0.0.1:5672".parse().unwrap())
-        .await
-        .unwrap();
+    let proxy = Proxy::to_default_node().await;
     let port = proxy.port();
     let (config, options) = local(|r| {
         r.port = u32::from(port);
@@ -468,13 +346,7 @@ async fn shutdown_during_an_outage_takes_at_most_connection_timeout() {
     }
     let mut events = app.session().events();
     proxy.cut().await;
-    loop {
-        match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
-            Ok(Ok(SessionEvent::Disconnected { .. })) => break,
-            Ok(Ok(_)) => continue,
-            other => panic!("no disconnect noticed: {other:?}"),
-        }
-    }
+    wait_for_disconnect(&mut events).await;
     app.send_message("a", "{}").await.unwrap();
     // 4 s in all (plus slack for a loaded machine), not 4 s per queue.
     tokio::time::timeout(Duration::from_secs(7), app.shut_down())
@@ -488,23 +360,14 @@ async fn shutdown_during_an_outage_takes_at_most_connection_timeout() {
 #[tokio::test]
 async fn a_shutdown_racing_a_reconnect_leaves_no_connection() {
     let name = unique("race");
-    let proxy = nost_testkit::Proxy::start("127.0.0.1:5672".parse().unwrap())
-        .await
-        .unwrap();
+    let proxy = Proxy::to_default_node().await;
     for round in 0..3u64 {
         let conn_name = format!("{name}-{round}");
-        let mut s = settings("/", "guest", "guest", &conn_name);
-        s.rabbitmq.port = u32::from(proxy.port());
+        let s = local_settings_with(&conn_name, |r| r.port = u32::from(proxy.port()));
         let session = Session::connect(s).await.unwrap();
         let mut events = session.events();
         proxy.cut().await;
-        loop {
-            if let Ok(Ok(SessionEvent::Disconnected { .. })) =
-                tokio::time::timeout(Duration::from_secs(30), events.recv()).await
-            {
-                break;
-            }
-        }
+        wait_for_disconnect(&mut events).await;
         proxy.restore();
         // Shut down while the reconnect is (likely) under way.
         tokio::time::sleep(Duration::from_millis(100 * round)).await;
@@ -520,7 +383,7 @@ async fn a_shutdown_racing_a_reconnect_leaves_no_connection() {
 async fn a_failed_start_up_closes_its_connection() {
     let prefix = unique("failstart");
     // A peer declared the prefix exchange with other flags: 406 at start-up.
-    let peer = Session::connect(settings("/", "guest", "guest", &format!("{prefix}-peer")))
+    let peer = Session::connect(local_settings(&format!("{prefix}-peer")))
         .await
         .unwrap();
     peer.declare_exchange(ExchangeSpec {
@@ -557,20 +420,7 @@ async fn a_subscription_refused_at_bind_leaves_no_durable_queue() {
     // May declare and write, may not read: binding needs read on the exchange.
     rabbitmqctl(&["set_permissions", "-p", &name, &name, ".*", ".*", "^$"]);
     let prefix = unique("nb");
-    let config = Config::builder()
-        .rabbitmq(|r| {
-            r.host = "127.0.0.1".into();
-            r.virtual_host = name.clone();
-            r.reconnect_delay = 1;
-            r.connection_timeout = 10;
-        })
-        .build()
-        .unwrap();
-    let options = StartOptions {
-        auth: Credentials::basic(&name, &user.password).into(),
-        set_offset: Some(false),
-        ..Default::default()
-    };
+    let (config, options) = local_as(&user);
     let app = Application::start_up("sat", &prefix, &config, options)
         .await
         .unwrap();
@@ -585,32 +435,20 @@ async fn a_subscription_refused_at_bind_leaves_no_durable_queue() {
         ),
         "{err:?}"
     );
-    let queues = rabbitmqctl(&[
-        "list_queues",
-        "-p",
-        &name,
-        "-q",
-        "--no-table-headers",
-        "name",
-    ]);
-    assert!(
-        !queues.contains(&prefix),
-        "no queue left collecting messages: {queues}"
-    );
+    assert_no_queue_left(&name, &prefix);
     app.shut_down().await;
 }
 
 #[tokio::test]
 async fn connection_attempts_and_retry_delay_apply_to_the_first_connect() {
     let name = unique("attempts");
-    let proxy = nost_testkit::Proxy::start("127.0.0.1:5672".parse().unwrap())
-        .await
-        .unwrap();
+    let proxy = Proxy::to_default_node().await;
     proxy.cut().await; // the broker is "down" at start-up
-    let mut s = settings("/", "guest", "guest", &name);
-    s.rabbitmq.port = u32::from(proxy.port());
-    s.rabbitmq.connection_attempts = 10;
-    s.rabbitmq.retry_delay = 1;
+    let mut s = local_settings_with(&name, |r| {
+        r.port = u32::from(proxy.port());
+        r.connection_attempts = 10;
+        r.retry_delay = 1;
+    });
     let connect = tokio::spawn(Session::connect(s.clone()));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     proxy.restore();
@@ -632,8 +470,7 @@ async fn a_refusal_that_names_no_message_is_found_by_resending_one_at_a_time() {
     // user_id must match the login, else the broker closes the channel with
     // a 406 that names neither exchange nor routing key.
     let name = unique("userid");
-    let mut s = settings("/", "guest", "guest", &name);
-    s.rabbitmq.user_id = Some("somebody-else".into());
+    let s = local_settings_with(&name, |r| r.user_id = Some("somebody-else".into()));
     let session = Session::connect(s).await.unwrap();
     session
         .declare_exchange(ExchangeSpec::nost(&name))
@@ -666,7 +503,7 @@ async fn a_refusal_that_names_no_message_is_found_by_resending_one_at_a_time() {
             other => panic!("message {i}: {other:?}"),
         }
     }
-    let c = count(&mut events);
+    let c = count_events(&mut events);
     assert_eq!((c.connected, c.disconnected, c.refused), (0, 0, 3), "{c:?}");
     session.shut_down(Duration::from_secs(5)).await;
 }
@@ -680,20 +517,7 @@ async fn a_start_up_refused_at_consume_closes_everything_it_opened() {
     // that) but no queue: basic.consume of the command queue gets 403.
     let read = format!("^{prefix}$");
     rabbitmqctl(&["set_permissions", "-p", &name, &name, ".*", ".*", &read]);
-    let config = Config::builder()
-        .rabbitmq(|r| {
-            r.host = "127.0.0.1".into();
-            r.virtual_host = name.clone();
-            r.reconnect_delay = 1;
-            r.connection_timeout = 10;
-        })
-        .build()
-        .unwrap();
-    let options = StartOptions {
-        auth: Credentials::basic(&name, &user.password).into(),
-        set_offset: Some(false),
-        ..Default::default()
-    };
+    let (config, options) = local_as(&user);
     let err = nost_app::ManagedApplication::start_up("sat", &prefix, &config, options)
         .await
         .unwrap_err();
@@ -719,18 +543,7 @@ async fn a_start_up_refused_at_consume_closes_everything_it_opened() {
         "a connection of {name} stayed open: {left}"
     );
     // … and no queue is left collecting messages.
-    let queues = rabbitmqctl(&[
-        "list_queues",
-        "-p",
-        &name,
-        "-q",
-        "--no-table-headers",
-        "name",
-    ]);
-    assert!(
-        !queues.contains(&prefix),
-        "no queue left collecting messages: {queues}"
-    );
+    assert_no_queue_left(&name, &prefix);
 }
 
 /// A proxy to the default broker that stops forwarding the broker's answers
@@ -791,9 +604,11 @@ async fn proxy_silent_after_channel_open() -> u16 {
 #[tokio::test]
 async fn a_connect_that_times_out_while_restoring_leaves_no_connection() {
     let name = unique("restore-timeout");
-    let mut s = settings("/", "guest", "guest", &name);
-    s.rabbitmq.port = u32::from(proxy_silent_after_channel_open().await);
-    s.rabbitmq.connection_timeout = 2;
+    let port = proxy_silent_after_channel_open().await;
+    let s = local_settings_with(&name, |r| {
+        r.port = u32::from(port);
+        r.connection_timeout = 2;
+    });
     let err = Session::connect(s).await.unwrap_err();
     assert!(matches!(err, AmqpError::ConnectTimeout { .. }), "{err:?}");
     assert!(
@@ -883,40 +698,25 @@ async fn pausable_proxy() -> (u16, Pauses) {
 #[tokio::test]
 async fn a_refusal_answered_while_publishes_are_queued_keeps_the_connection() {
     let name = unique("refusequeued");
-    let user = BrokerUser::create(&name);
-    let exchange = name.clone();
-    let ok_key = format!("{exchange}.app.ok");
-    let bad_key = format!("{exchange}.app.bad");
-    user.set_topic_write(&exchange, "\\.ok$");
-    let (consumer, mut sub) = independent_consumer(
-        settings(&name, &name, &user.password, &format!("{name}-consumer")),
-        &exchange,
-        &format!("{name}.q"),
-        &format!("{exchange}.#"),
-    )
-    .await;
+    let fence = ForbiddenTopic::create(&name);
+    let (consumer, mut sub) = fence.consumer().await;
     let (port, pauses) = pausable_proxy().await;
-    let mut s = settings(&name, &name, &user.password, &name);
+    let mut s = fence.settings(&name);
     s.rabbitmq.port = u32::from(port);
     let session = Session::connect(s).await.unwrap();
     let mut events = session.events();
-    let outgoing = |key: &str, body: Vec<u8>| Outgoing {
-        exchange: exchange.clone(),
-        routing_key: key.to_owned(),
-        body,
-    };
 
     const N: usize = 300;
     const SIZE: usize = 64 * 1024;
     // The publishing channel is open and idle.
     session
-        .publish_confirmed(outgoing(&ok_key, format!("{N}:").into_bytes()))
+        .publish_confirmed(fence.ok_message(format!("{N}:")))
         .await
         .unwrap();
     // The refused message reaches the broker; its channel.close is held.
     pauses.down.send_replace(true);
     let bad = session
-        .publish_tracked(outgoing(&bad_key, b"bad".to_vec()))
+        .publish_tracked(fence.bad_message("bad"))
         .await
         .unwrap();
     assert!(
@@ -935,7 +735,7 @@ async fn a_refusal_answered_while_publishes_are_queued_keeps_the_connection() {
         body.resize(SIZE, b'x');
         handles.push(
             session
-                .publish_tracked(outgoing(&ok_key, body))
+                .publish_tracked(fence.ok_message(body))
                 .await
                 .unwrap(),
         );
@@ -959,25 +759,20 @@ async fn a_refusal_answered_while_publishes_are_queued_keeps_the_connection() {
     for (i, h) in handles.into_iter().enumerate() {
         let verdict = tokio::time::timeout(Duration::from_secs(60), h)
             .await
-            .unwrap_or_else(|_| panic!("message {i}: no verdict; {:?}", count(&mut events)));
+            .unwrap_or_else(|_| panic!("message {i}: no verdict; {:?}", count_events(&mut events)));
         assert!(
             verdict.is_ok(),
             "message {i}: {verdict:?}; {:?}",
-            count(&mut events)
+            count_events(&mut events)
         );
     }
-    let mut seen = HashSet::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while seen.len() < N + 1 {
-        let Ok(Some(d)) = tokio::time::timeout_at(deadline, sub.recv()).await else {
-            break;
-        };
+    let seen = collect_distinct(&mut sub, N + 1, |d| {
         let head = d.body.split(|b| *b == b':').next().unwrap().to_vec();
-        seen.insert(String::from_utf8(head).unwrap().parse::<usize>().unwrap());
-        d.ack().await.unwrap();
-    }
+        String::from_utf8(head).unwrap().parse::<usize>().unwrap()
+    })
+    .await;
     assert_eq!(seen.len(), N + 1, "all allowed messages arrived");
-    let c = count(&mut events);
+    let c = count_events(&mut events);
     assert_eq!(
         (c.connected, c.disconnected, c.refused, c.reopened),
         (0, 0, 1, 1),

@@ -142,9 +142,9 @@ mod on_the_oauth_node {
     use nost_amqp::{AmqpError, Outgoing, SessionEvent, TokenFailureKind};
     use nost_app::{AppError, Application, StartOptions};
     use nost_config::{Config, Credentials, SecretString};
-    use nost_testkit::unique;
     use nost_testkit::{KID, OAuthBrokerInfo};
     use nost_testkit::{KeycloakEmulator, SigningKey};
+    use nost_testkit::{unique, wait_for_disconnect, wait_for_event};
     use tokio::sync::broadcast;
 
     const REALM: &str = "NOS-T";
@@ -158,20 +158,8 @@ mod on_the_oauth_node {
     }
 
     fn config(node: &OAuthBrokerInfo, kc: &KeycloakEmulator) -> Config {
-        Config::builder()
-            .rabbitmq(|r| {
-                r.host = "127.0.0.1".into();
-                r.port = u32::from(node.amqp_port);
-                r.reconnect_delay = 1;
-                r.connection_timeout = 10;
-            })
-            .keycloak(|k| {
-                k.host = "127.0.0.1".into();
-                k.port = u32::from(kc.port());
-                k.realm = REALM.into();
-                k.tls = Some(false);
-                k.token_refresh_interval = 240;
-            })
+        nost_testkit::oauth_config_builder(node.amqp_port, kc.port(), 240)
+            .rabbitmq(|r| r.connection_timeout = 10)
             .build()
             .unwrap()
     }
@@ -202,20 +190,43 @@ mod on_the_oauth_node {
         n
     }
 
-    async fn next_event<T>(
+    /// Connects and reconnect attempts reported within `window` (a closed
+    /// event channel ends the count).
+    async fn reconnect_attempts_within(
         events: &mut broadcast::Receiver<SessionEvent>,
-        what: &str,
-        mut pick: impl FnMut(SessionEvent) -> Option<T>,
-    ) -> T {
-        tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                if let Some(t) = pick(events.recv().await.unwrap()) {
-                    return t;
-                }
+        window: Duration,
+    ) -> usize {
+        let mut attempts = 0;
+        let watch = tokio::time::sleep(window);
+        tokio::pin!(watch);
+        loop {
+            tokio::select! {
+                _ = &mut watch => return attempts,
+                e = events.recv() => match e {
+                    Ok(SessionEvent::ReconnectFailed { .. } | SessionEvent::Connected { .. }) => attempts += 1,
+                    Ok(_) => {}
+                    Err(_) => return attempts,
+                },
             }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("no {what} event"))
+        }
+    }
+
+    /// Nothing was asked of Keycloak since the verdict, and `app` shuts down
+    /// within `within` without a connection.
+    async fn quiet_after_the_verdict(
+        kc: &KeycloakEmulator,
+        requests_at_verdict: usize,
+        app: &Application,
+        within: Duration,
+    ) {
+        assert_eq!(
+            kc.requests().len(),
+            requests_at_verdict,
+            "no Keycloak request after the fatal verdict"
+        );
+        tokio::time::timeout(within, app.shut_down())
+            .await
+            .expect("shut down without a connection");
     }
 
     /// Start `app` with `options`, make renewal fail for good with
@@ -240,8 +251,8 @@ mod on_the_oauth_node {
         let mut events = app.session().events();
         app.send_message_confirmed("before", "{}").await.unwrap();
         break_it();
-        let failure = next_event(&mut events, "TokenFailed", |e| match e {
-            SessionEvent::TokenFailed { failure } => Some(failure),
+        let failure = wait_for_event(&mut events, "TokenFailed", |e| match e {
+            SessionEvent::TokenFailed { failure } => Some(failure.clone()),
             _ => None,
         })
         .await;
@@ -270,39 +281,16 @@ mod on_the_oauth_node {
         // The broker drops the connection (as RabbitMQ 4 does when the token
         // expires): the session does not try to come back.
         assert_eq!(close_connections_named(node, &name), 1);
-        let reason = next_event(&mut events, "Disconnected", |e| match e {
-            SessionEvent::Disconnected { reason } => Some(reason),
-            _ => None,
-        })
-        .await;
+        let reason = wait_for_disconnect(&mut events).await;
         // Without the fix the supervisor tries again within 1 s, 2 s, 4 s …
         // (reconnect_delay 1, full jitter): watch two of those windows.
-        let mut attempts = 0;
-        let watch = tokio::time::sleep(Duration::from_secs(4));
-        tokio::pin!(watch);
-        loop {
-            tokio::select! {
-                _ = &mut watch => break,
-                e = events.recv() => match e.unwrap() {
-                    SessionEvent::ReconnectFailed { .. } | SessionEvent::Connected { .. } => attempts += 1,
-                    _ => {}
-                },
-            }
-        }
+        let attempts = reconnect_attempts_within(&mut events, Duration::from_secs(4)).await;
         assert!(
             attempts <= 1,
             "{attempts} reconnect attempts after the fatal verdict ({reason})"
         );
         assert!(!app.session().is_connected());
-        assert_eq!(
-            kc.requests().len(),
-            requests_at_verdict,
-            "no Keycloak request after the fatal verdict"
-        );
-        let secs = Duration::from_secs(5);
-        tokio::time::timeout(secs, app.shut_down())
-            .await
-            .expect("shut down without a connection");
+        quiet_after_the_verdict(kc, requests_at_verdict, &app, Duration::from_secs(5)).await;
     }
 
     #[tokio::test]
@@ -384,43 +372,19 @@ mod on_the_oauth_node {
         assert_eq!(kind.as_str(), "client_rejected");
         let requests_at_verdict = kc.requests().len();
         assert_eq!(close_connections_named(&node, &name), 1);
-        next_event(&mut events, "Disconnected", |e| match e {
-            SessionEvent::Disconnected { reason } => Some(reason),
-            _ => None,
-        })
-        .await;
-        let failure = next_event(&mut events, "TokenFailed", |e| match e {
-            SessionEvent::TokenFailed { failure } => Some(failure),
+        wait_for_disconnect(&mut events).await;
+        let failure = wait_for_event(&mut events, "TokenFailed", |e| match e {
+            SessionEvent::TokenFailed { failure } => Some(failure.clone()),
             _ => None,
         })
         .await;
         assert_eq!(failure.kind, TokenFailureKind::ClientRejected, "{failure}");
         // Two windows of the backoff (reconnect_delay 1 s, full jitter).
-        let mut attempts = 0;
-        let watch = tokio::time::sleep(Duration::from_secs(4));
-        tokio::pin!(watch);
-        loop {
-            tokio::select! {
-                _ = &mut watch => break,
-                e = events.recv() => match e {
-                    Ok(SessionEvent::ReconnectFailed { .. } | SessionEvent::Connected { .. }) => attempts += 1,
-                    Ok(_) => {}
-                    Err(_) => break,
-                },
-            }
-        }
+        let attempts = reconnect_attempts_within(&mut events, Duration::from_secs(4)).await;
         assert_eq!(attempts, 0, "reconnect attempts after the fatal verdict");
         assert!(!conn.is_connected());
-        assert_eq!(
-            kc.requests().len(),
-            requests_at_verdict,
-            "no Keycloak request after the fatal verdict"
-        );
         // Bounded by connection_timeout (10 s) in total, as during any outage.
-        let secs = Duration::from_secs(15);
-        tokio::time::timeout(secs, app.shut_down())
-            .await
-            .expect("shut down without a connection");
+        quiet_after_the_verdict(&kc, requests_at_verdict, &app, Duration::from_secs(15)).await;
         conn.shut_down().await;
     }
 }

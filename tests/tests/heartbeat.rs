@@ -5,27 +5,12 @@
 
 use std::time::Duration;
 
-use nost_amqp::{ConnectSettings, Login, Session};
-use nost_config::{RabbitMqConfig, SecretString};
-use nost_testkit::{eventually, rabbitmqctl, unique};
+use nost_amqp::Session;
+use nost_testkit::{eventually, local_settings_with, rabbitmqctl, unique};
 
 async fn negotiated_timeout(heartbeat: u16) -> String {
     let name = unique("heartbeat");
-    let rabbitmq = RabbitMqConfig {
-        host: "127.0.0.1".into(),
-        port: 5672,
-        heartbeat: Some(heartbeat),
-        connection_timeout: 10,
-        ..Default::default()
-    };
-    let mut settings = ConnectSettings::new(
-        rabbitmq,
-        Login::Password {
-            username: "guest".into(),
-            password: SecretString::from("guest"),
-        },
-    );
-    settings.connection_name = name.clone();
+    let settings = local_settings_with(&name, |r| r.heartbeat = Some(heartbeat));
     let session = Session::connect(settings).await.expect("connects");
     let mut timeout = String::new();
     let seen = eventually(Duration::from_secs(20), || {

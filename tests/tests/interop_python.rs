@@ -120,6 +120,19 @@ fn topics_seen(seen: &Arc<Mutex<Vec<String>>>, prefix: &str) -> BTreeSet<String>
         .collect()
 }
 
+/// Every one of `expected` (topics under `prefix`) arrives, within 10 s.
+async fn assert_topics_seen(seen: &Arc<Mutex<Vec<String>>>, prefix: &str, expected: &[&str]) {
+    eventually(Duration::from_secs(10), || {
+        let topics = topics_seen(seen, prefix);
+        expected.iter().all(|t| topics.contains(*t))
+    })
+    .await;
+    let topics = topics_seen(seen, prefix);
+    for t in expected {
+        assert!(topics.contains(*t), "{t} missing from {topics:?}");
+    }
+}
+
 /// (name, durable, auto_delete, exclusive) of the queues under a prefix.
 fn queues(prefix: &str) -> Vec<(String, String, String, String)> {
     rabbitmqctl(&[
@@ -234,15 +247,7 @@ async fn a_rust_manager_drives_a_python_managed_application() {
         "pyapp.status.mode",
         "pyapp.status.time",
     ];
-    eventually(Duration::from_secs(10), || {
-        let topics = topics_seen(&seen, &prefix);
-        expected.iter().all(|t| topics.contains(*t))
-    })
-    .await;
-    let topics = topics_seen(&seen, &prefix);
-    for t in expected {
-        assert!(topics.contains(t), "{t} missing from {topics:?}");
-    }
+    assert_topics_seen(&seen, &prefix, &expected).await;
     manager.app().shut_down().await;
     rec.shut_down().await;
 }
@@ -300,15 +305,7 @@ async fn a_python_manager_drives_a_rust_managed_application() {
         "rsapp.status.mode",
         "rsapp.status.time",
     ];
-    eventually(Duration::from_secs(10), || {
-        let topics = topics_seen(&seen, &prefix);
-        expected.iter().all(|t| topics.contains(*t))
-    })
-    .await;
-    let topics = topics_seen(&seen, &prefix);
-    for t in expected {
-        assert!(topics.contains(t), "{t} missing from {topics:?}");
-    }
+    assert_topics_seen(&seen, &prefix, &expected).await;
     app.app().shut_down().await;
     rec.shut_down().await;
 }

@@ -10,12 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use nost_amqp::{
-    BindingSpec, ConnectSettings, ExchangeSpec, Login, NackRetry, Outgoing, QueueSpec, Session,
-    SessionEvent,
-};
-use nost_config::{RabbitMqConfig, SecretString};
-use nost_testkit::{QueuePolicy, unique};
+use nost_amqp::{NackRetry, Outgoing, Session, SessionEvent};
+use nost_testkit::{QueuePolicy, declare_bound_queue, local_settings_with, unique};
 use tokio::sync::broadcast;
 
 #[tokio::test]
@@ -23,47 +19,11 @@ async fn a_nack_burst_inside_the_window_is_carried_through_exactly_once() {
     let name = unique("nack-burst");
     let queue = format!("{name}.q");
     let policy = QueuePolicy::set(&queue, r#"{"max-length":5,"overflow":"reject-publish"}"#);
-    let rabbitmq = RabbitMqConfig {
-        host: "127.0.0.1".into(),
-        port: 5672,
-        reconnect_delay: 1,
-        queue_max_size: 50,
-        connection_timeout: 10,
-        ..Default::default()
-    };
-    let mut settings = ConnectSettings::new(
-        rabbitmq,
-        Login::Password {
-            username: "guest".into(),
-            password: SecretString::from("guest"),
-        },
-    );
-    settings.connection_name = name.clone();
+    let settings = local_settings_with(&name, |r| r.queue_max_size = 50);
     // The default window, read from the (default) configuration.
     assert_eq!(settings.nack_retry, NackRetry::default());
     let session = Session::connect(settings).await.unwrap();
-    session
-        .declare_exchange(ExchangeSpec::nost(&name))
-        .await
-        .unwrap();
-    session
-        .declare_queue(QueueSpec {
-            name: queue.clone(),
-            durable: false,
-            auto_delete: false,
-            exclusive: false,
-            quorum: false,
-        })
-        .await
-        .unwrap();
-    session
-        .bind_queue(BindingSpec {
-            queue: queue.clone(),
-            exchange: name.clone(),
-            key: format!("{name}.#"),
-        })
-        .await
-        .unwrap();
+    declare_bound_queue(&session, &name, &queue, &format!("{name}.#")).await;
     let mut events = session.events();
 
     // The queue takes 5; every later message is nacked until the policy goes.

@@ -12,7 +12,7 @@ use nost_app::{AppError, Application, StartOptions};
 use nost_config::{Config, Credentials, SecretString};
 use nost_testkit::{KID, OAuthBrokerInfo};
 use nost_testkit::{KeycloakEmulator, SigningKey};
-use nost_testkit::{eventually, unique};
+use nost_testkit::{count_events, eventually, unique};
 use tokio::sync::mpsc;
 
 const REALM: &str = "NOS-T";
@@ -25,23 +25,7 @@ async fn setup() -> (OAuthBrokerInfo, KeycloakEmulator) {
 }
 
 fn config(node: &OAuthBrokerInfo, kc: &KeycloakEmulator, refresh_interval: u64) -> Config {
-    let port = kc.port();
-    Config::builder()
-        .rabbitmq(|r| {
-            r.host = "127.0.0.1".into();
-            r.port = u32::from(node.amqp_port);
-            r.reconnect_delay = 1;
-            r.connection_timeout = 15;
-        })
-        .keycloak(|k| {
-            k.host = "127.0.0.1".into();
-            k.port = u32::from(port);
-            k.realm = REALM.into();
-            k.tls = Some(false);
-            k.token_refresh_interval = refresh_interval;
-        })
-        .build()
-        .unwrap()
+    nost_testkit::oauth_config(node.amqp_port, kc.port(), refresh_interval)
 }
 
 /// Start two apps, send from one, receive at the other on a topic exchange.
@@ -164,16 +148,9 @@ async fn tokens_renewed_on_a_live_connection_keep_publishing_past_the_first_expi
         .unwrap();
     let mut events = app.session().events();
     let received = Arc::new(AtomicUsize::new(0));
-    let r = received.clone();
-    app.add_message_callback("sat", "tick", move |_| {
-        let r = r.clone();
-        async move {
-            r.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }
-    })
-    .await
-    .unwrap();
+    app.add_message_callback("sat", "tick", nost_testkit::count_into(&received))
+        .await
+        .unwrap();
     // 12 s of publishing: three token lifetimes, with the broker re-checking
     // permissions every second.
     let mut sent = 0;
@@ -185,15 +162,8 @@ async fn tokens_renewed_on_a_live_connection_keep_publishing_past_the_first_expi
     }
     app.session().flush(Duration::from_secs(10)).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut updates = 0;
-    let mut drops = Vec::new();
-    while let Ok(e) = events.try_recv() {
-        match e {
-            SessionEvent::SecretUpdated => updates += 1,
-            SessionEvent::Disconnected { reason } => drops.push(reason),
-            _ => {}
-        }
-    }
+    let c = count_events(&mut events);
+    let (updates, drops) = (c.secret_updated, c.reasons);
     assert!(
         updates >= 3,
         "update-secret sent on each renewal ({updates})"
@@ -387,14 +357,8 @@ async fn scenario_in_mode(
             .unwrap();
     }
     for mut ev in events {
-        let (mut updates, mut drops) = (0, 0);
-        while let Ok(e) = ev.try_recv() {
-            match e {
-                SessionEvent::SecretUpdated => updates += 1,
-                SessionEvent::Disconnected { .. } => drops += 1,
-                _ => {}
-            }
-        }
+        let c = count_events(&mut ev);
+        let (updates, drops) = (c.secret_updated, c.disconnected);
         assert!(updates >= 1, "tokens renewed during the run");
         assert_eq!(drops, 0, "no connection lost");
     }

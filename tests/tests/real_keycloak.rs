@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use nost_amqp::SessionEvent;
 use nost_app::{AppError, Application, StartOptions};
 use nost_auth::{AuthError, AuthEvent, FatalKind, InactiveReason};
 use nost_config::{Config, Credentials, SecretString};
@@ -35,22 +34,7 @@ fn stack() -> (OAuthBrokerInfo, RealKeycloakInfo) {
 }
 
 fn config(node: &OAuthBrokerInfo, kc: &RealKeycloakInfo, refresh_interval: u64) -> Config {
-    Config::builder()
-        .rabbitmq(|r| {
-            r.host = "127.0.0.1".into();
-            r.port = u32::from(node.amqp_port);
-            r.reconnect_delay = 1;
-            r.connection_timeout = 15;
-        })
-        .keycloak(|k| {
-            k.host = "127.0.0.1".into();
-            k.port = u32::from(kc.port);
-            k.realm = REALM.into();
-            k.tls = Some(false);
-            k.token_refresh_interval = refresh_interval;
-        })
-        .build()
-        .unwrap()
+    nost_testkit::oauth_config(node.amqp_port, kc.port, refresh_interval)
 }
 
 fn with(credentials: Credentials) -> StartOptions {
@@ -168,16 +152,9 @@ async fn across_three_renewals(
         .expect("a Keycloak mode")
         .subscribe_events();
     let received = Arc::new(AtomicUsize::new(0));
-    let r = received.clone();
-    app.add_message_callback("sat", "tick", move |_| {
-        let r = r.clone();
-        async move {
-            r.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }
-    })
-    .await
-    .unwrap();
+    app.add_message_callback("sat", "tick", nost_testkit::count_into(&received))
+        .await
+        .unwrap();
     let started = Instant::now();
     let past_expiry = Duration::from_secs(u64::from(lifespan) + 2);
     let deadline = started + Duration::from_secs(90);
@@ -190,13 +167,9 @@ async fn across_three_renewals(
         app.send_message("tick", "{}").await.unwrap();
         sent += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        while let Ok(e) = events.try_recv() {
-            match e {
-                SessionEvent::SecretUpdated => updates += 1,
-                SessionEvent::Disconnected { reason } => drops.push(reason.to_string()),
-                _ => {}
-            }
-        }
+        let c = nost_testkit::count_events(&mut events);
+        updates += c.secret_updated;
+        drops.extend(c.reasons);
         while let Ok(e) = auth.try_recv() {
             renewals.push(format!("{e:?}"));
         }

@@ -7,89 +7,14 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use nost_amqp::{
-    AmqpError, BindingSpec, ConnectSettings, ExchangeSpec, Login, Outgoing, QueueSpec, Session,
-    SessionEvent, SharedConnection, Subscription,
-};
+use nost_amqp::{AmqpError, ExchangeSpec, Outgoing, Session, SessionEvent, SharedConnection};
 use nost_app::{Application, StartOptions};
-use nost_config::{Config, Credentials, RabbitMqConfig, SecretString};
-use nost_testkit::{BrokerUser, close_connections_named, rabbitmqctl, unique};
+use nost_config::Credentials;
+use nost_testkit::{
+    ForbiddenTopic, close_connections_named, collect_numbers, consumer, count_events,
+    declare_bound_queue, local_config, local_settings, rabbitmqctl, transient_queue, unique,
+};
 use tokio::sync::broadcast;
-
-fn settings(vhost: &str, user: &str, password: &str, name: &str) -> ConnectSettings {
-    let rabbitmq = RabbitMqConfig {
-        host: "127.0.0.1".into(),
-        port: 5672,
-        virtual_host: vhost.into(),
-        reconnect_delay: 1,
-        queue_max_size: 5_000,
-        connection_timeout: 10,
-        ..Default::default()
-    };
-    let mut s = ConnectSettings::new(
-        rabbitmq,
-        Login::Password {
-            username: user.into(),
-            password: SecretString::from(password),
-        },
-    );
-    s.connection_name = name.to_owned();
-    s
-}
-
-fn guest(name: &str) -> ConnectSettings {
-    settings("/", "guest", "guest", name)
-}
-
-fn queue(name: &str) -> QueueSpec {
-    QueueSpec {
-        name: name.into(),
-        durable: false,
-        auto_delete: false,
-        exclusive: false,
-        quorum: false,
-    }
-}
-
-/// A consumer on a connection of its own: `queue` bound to `exchange`
-/// with `key`.
-async fn independent_consumer(
-    s: ConnectSettings,
-    exchange: &str,
-    q: &str,
-    key: &str,
-) -> (Session, Subscription) {
-    let session = Session::connect(s).await.unwrap();
-    session
-        .declare_exchange(ExchangeSpec::nost(exchange))
-        .await
-        .unwrap();
-    session.declare_queue(queue(q)).await.unwrap();
-    session
-        .bind_queue(BindingSpec {
-            queue: q.into(),
-            exchange: exchange.into(),
-            key: key.into(),
-        })
-        .await
-        .unwrap();
-    let sub = session.consume(q, 500).await.unwrap();
-    (session, sub)
-}
-
-/// Distinct numbered bodies until `want` are in (or a minute passes).
-async fn collect(sub: &mut Subscription, want: usize) -> HashSet<usize> {
-    let mut seen = HashSet::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while seen.len() < want {
-        let Ok(Some(d)) = tokio::time::timeout_at(deadline, sub.recv()).await else {
-            break;
-        };
-        seen.insert(std::str::from_utf8(&d.body).unwrap().parse().unwrap());
-        d.ack().await.unwrap();
-    }
-    seen
-}
 
 /// The default node's connections whose client properties mention `name`.
 fn connections_named(name: &str) -> usize {
@@ -104,19 +29,19 @@ fn connections_named(name: &str) -> usize {
     .count()
 }
 
+/// Message `k` of session `i`: body `i * 10_000 + k`, key `{exchange}.s{i}.seq`.
+fn numbered(exchange: &str, i: usize, k: usize) -> Outgoing {
+    Outgoing {
+        exchange: exchange.to_owned(),
+        routing_key: format!("{exchange}.s{i}.seq"),
+        body: (i * 10_000 + k).to_string().into_bytes(),
+    }
+}
+
 /// (connected, disconnected, channel reopened, refused) events so far.
 fn count(events: &mut broadcast::Receiver<SessionEvent>) -> (usize, usize, usize, usize) {
-    let mut c = (0, 0, 0, 0);
-    while let Ok(e) = events.try_recv() {
-        match e {
-            SessionEvent::Connected { .. } => c.0 += 1,
-            SessionEvent::Disconnected { .. } => c.1 += 1,
-            SessionEvent::ChannelReopened => c.2 += 1,
-            SessionEvent::PublishRefused { .. } => c.3 += 1,
-            _ => {}
-        }
-    }
-    c
+    let c = count_events(events);
+    (c.connected, c.disconnected, c.reopened, c.refused)
 }
 
 #[tokio::test]
@@ -124,19 +49,9 @@ async fn a_refused_publish_and_a_deleted_queue_disturb_no_other_session_of_the_c
     const SESSIONS: usize = 5;
     const EACH: usize = 200;
     let name = unique("shrefuse");
-    let user = BrokerUser::create(&name);
-    let exchange = name.clone();
-    let ok_key = format!("{exchange}.app.ok");
-    let bad_key = format!("{exchange}.app.bad");
-    user.set_topic_write(&exchange, "\\.ok$");
-    let s = |n: &str| settings(&name, &name, &user.password, n);
-    let (consumer, mut sub) = independent_consumer(
-        s(&format!("{name}-consumer")),
-        &exchange,
-        &format!("{name}.q"),
-        &format!("{exchange}.#"),
-    )
-    .await;
+    let fence = ForbiddenTopic::create(&name);
+    let s = |n: &str| fence.settings(n);
+    let (consumer, mut sub) = fence.consumer().await;
     let shared_name = format!("{name}-shared");
     let shared = SharedConnection::connect(s(&shared_name)).await.unwrap();
     let mut shared_events = shared.events();
@@ -146,14 +61,17 @@ async fn a_refused_publish_and_a_deleted_queue_disturb_no_other_session_of_the_c
             .await
             .unwrap();
         session
-            .declare_exchange(ExchangeSpec::nost(&exchange))
+            .declare_exchange(ExchangeSpec::nost(&fence.exchange))
             .await
             .unwrap();
         sessions.push(session);
     }
     // Session 1 consumes a queue of its own, which is then deleted.
     let own = format!("{name}.own1");
-    sessions[1].declare_queue(queue(&own)).await.unwrap();
+    sessions[1]
+        .declare_queue(transient_queue(&own))
+        .await
+        .unwrap();
     let _own_sub = sessions[1].consume(&own, 10).await.unwrap();
     assert_eq!(
         connections_named(&name),
@@ -165,22 +83,14 @@ async fn a_refused_publish_and_a_deleted_queue_disturb_no_other_session_of_the_c
 
     // Session 0 sends one forbidden message in the middle of its own.
     let bad = sessions[0]
-        .publish_tracked(Outgoing {
-            exchange: exchange.clone(),
-            routing_key: bad_key.clone(),
-            body: b"999999".to_vec(),
-        })
+        .publish_tracked(fence.bad_message("999999"))
         .await
         .unwrap();
     rabbitmqctl(&["delete_queue", "-p", &name, &own]);
     for k in 0..EACH {
         for (i, session) in sessions.iter().enumerate() {
             session
-                .publish(Outgoing {
-                    exchange: exchange.clone(),
-                    routing_key: ok_key.clone(),
-                    body: (i * 10_000 + k).to_string().into_bytes(),
-                })
+                .publish(fence.ok_message((i * 10_000 + k).to_string()))
                 .await
                 .unwrap();
         }
@@ -195,7 +105,7 @@ async fn a_refused_publish_and_a_deleted_queue_disturb_no_other_session_of_the_c
     for session in &sessions {
         session.flush(Duration::from_secs(30)).await.unwrap();
     }
-    let seen = collect(&mut sub, SESSIONS * EACH).await;
+    let seen = collect_numbers(&mut sub, SESSIONS * EACH).await;
     let want: HashSet<usize> = (0..SESSIONS)
         .flat_map(|i| (0..EACH).map(move |k| i * 10_000 + k))
         .collect();
@@ -242,57 +152,33 @@ async fn a_closed_shared_connection_restores_every_session_and_loses_nothing() {
     const EACH: usize = 400;
     let name = unique("shclose");
     let exchange = name.clone();
-    let (consumer, mut sub) = independent_consumer(
-        guest(&format!("{name}-consumer")),
+    let (consumer, mut sub) = consumer(
+        local_settings(&format!("{name}-consumer")),
         &exchange,
         &format!("{name}.q"),
         &format!("{exchange}.#"),
     )
     .await;
     let shared_name = format!("{name}-shared");
-    let shared = SharedConnection::connect(guest(&shared_name))
+    let shared = SharedConnection::connect(local_settings(&shared_name))
         .await
         .unwrap();
     let mut shared_events = shared.events();
     let mut tasks = Vec::new();
     let mut sessions = Vec::new();
     for i in 0..SESSIONS {
-        let session = Session::connect_shared(guest(&format!("{name}-s{i}")), &shared)
-            .await
-            .unwrap();
-        session
-            .declare_exchange(ExchangeSpec::nost(&exchange))
+        let session = Session::connect_shared(local_settings(&format!("{name}-s{i}")), &shared)
             .await
             .unwrap();
         // Each also consumes a queue of its own, restored after the loss.
-        session
-            .declare_queue(queue(&format!("{name}.own{i}")))
-            .await
-            .unwrap();
-        session
-            .bind_queue(BindingSpec {
-                queue: format!("{name}.own{i}"),
-                exchange: exchange.clone(),
-                key: format!("{exchange}.s{i}.#"),
-            })
-            .await
-            .unwrap();
-        let own = session
-            .consume(&format!("{name}.own{i}"), 50)
-            .await
-            .unwrap();
+        let own = format!("{name}.own{i}");
+        declare_bound_queue(&session, &exchange, &own, &format!("{exchange}.s{i}.#")).await;
+        let own = session.consume(&own, 50).await.unwrap();
         sessions.push((session.clone(), own));
         let exchange = exchange.clone();
         tasks.push(tokio::spawn(async move {
             for k in 0..EACH {
-                session
-                    .publish(Outgoing {
-                        exchange: exchange.clone(),
-                        routing_key: format!("{exchange}.s{i}.seq"),
-                        body: (i * 10_000 + k).to_string().into_bytes(),
-                    })
-                    .await
-                    .unwrap();
+                session.publish(numbered(&exchange, i, k)).await.unwrap();
                 if k % 10 == 0 {
                     tokio::time::sleep(Duration::from_millis(25)).await;
                 }
@@ -315,21 +201,14 @@ async fn a_closed_shared_connection_restores_every_session_and_loses_nothing() {
     const AFTER: usize = 100;
     for (i, (session, _)) in sessions.iter().enumerate() {
         for k in EACH..EACH + AFTER {
-            session
-                .publish(Outgoing {
-                    exchange: exchange.clone(),
-                    routing_key: format!("{exchange}.s{i}.seq"),
-                    body: (i * 10_000 + k).to_string().into_bytes(),
-                })
-                .await
-                .unwrap();
+            session.publish(numbered(&exchange, i, k)).await.unwrap();
         }
     }
     for (session, _) in &sessions {
         session.flush(Duration::from_secs(60)).await.unwrap();
     }
     let total = EACH + AFTER;
-    let seen = collect(&mut sub, SESSIONS * total).await;
+    let seen = collect_numbers(&mut sub, SESSIONS * total).await;
     let want: HashSet<usize> = (0..SESSIONS)
         .flat_map(|i| (0..total).map(move |k| i * 10_000 + k))
         .collect();
@@ -337,7 +216,7 @@ async fn a_closed_shared_connection_restores_every_session_and_loses_nothing() {
     assert_eq!(seen, want);
     // Every session's own consumer was restored on the new connection.
     for (i, (_, own)) in sessions.iter_mut().enumerate() {
-        let got = collect(own, total).await;
+        let got = collect_numbers(own, total).await;
         assert_eq!(got.len(), total, "session {i}'s own queue consumer");
     }
     let (connected, disconnected, _, _) = count(&mut shared_events);
@@ -354,20 +233,14 @@ async fn a_closed_shared_connection_restores_every_session_and_loses_nothing() {
 async fn twenty_applications_on_a_shared_connection_are_one_broker_connection() {
     const APPS: usize = 20;
     let prefix = unique("shapps");
-    let config = Config::builder()
-        .rabbitmq(|r| {
-            r.host = "127.0.0.1".into();
-            r.reconnect_delay = 1;
-        })
-        .build()
-        .unwrap();
+    let config = local_config(|_| {});
     let shared = nost_app::SharedConnectionOptions::new(Credentials::basic("guest", "guest"))
         .with_connection_name(format!("{prefix}-shared"));
     let conn = nost_app::SharedConnection::start(&config, shared)
         .await
         .unwrap();
-    let (consumer, mut sub) = independent_consumer(
-        guest(&format!("{prefix}-consumer")),
+    let (consumer, mut sub) = consumer(
+        local_settings(&format!("{prefix}-consumer")),
         &prefix,
         &format!("{prefix}.q"),
         &format!("{prefix}.*.count"),
@@ -397,7 +270,7 @@ async fn twenty_applications_on_a_shared_connection_are_one_broker_connection() 
                 .unwrap();
         }
     }
-    let seen = collect(&mut sub, APPS * 10).await;
+    let seen = collect_numbers(&mut sub, APPS * 10).await;
     assert_eq!(
         seen.len(),
         APPS * 10,
@@ -417,7 +290,7 @@ async fn twenty_applications_on_a_shared_connection_are_one_broker_connection() 
 /// past several expiries without a reconnect.
 #[tokio::test]
 async fn renewed_tokens_reach_the_shared_connection_once_and_every_application_keeps_publishing() {
-    use nost_testkit::{KID, OAuthBrokerInfo};
+    use nost_testkit::{KID, OAuthBrokerInfo, count_into};
     use nost_testkit::{KeycloakEmulator, SigningKey};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -427,23 +300,7 @@ async fn renewed_tokens_reach_the_shared_connection_once_and_every_application_k
     let kc = KeycloakEmulator::start("NOS-T", key).await;
     kc.add_client("sos-service", Some("svc-secret"));
     kc.set_access_lifetime(4);
-    let port = kc.port();
-    let config = Config::builder()
-        .rabbitmq(|r| {
-            r.host = "127.0.0.1".into();
-            r.port = u32::from(node.amqp_port);
-            r.reconnect_delay = 1;
-            r.connection_timeout = 15;
-        })
-        .keycloak(|k| {
-            k.host = "127.0.0.1".into();
-            k.port = u32::from(port);
-            k.realm = "NOS-T".into();
-            k.tls = Some(false);
-            k.token_refresh_interval = 240;
-        })
-        .build()
-        .unwrap();
+    let config = nost_testkit::oauth_config(node.amqp_port, kc.port(), 240);
     let base = StartOptions {
         auth: Credentials::client("sos-service", Some("svc-secret".into())).into(),
         set_offset: Some(false),
@@ -465,16 +322,9 @@ async fn renewed_tokens_reach_the_shared_connection_once_and_every_application_k
         let app = Application::start_up(&format!("sat{i}"), &prefix, &config, options.clone())
             .await
             .unwrap();
-        let r = received.clone();
-        app.add_message_callback(&format!("sat{i}"), "tick", move |_| {
-            let r = r.clone();
-            async move {
-                r.fetch_add(1, Ordering::SeqCst);
-                Ok(())
-            }
-        })
-        .await
-        .unwrap();
+        app.add_message_callback(&format!("sat{i}"), "tick", count_into(&received))
+            .await
+            .unwrap();
         apps.push(app);
     }
     let mut app_events: Vec<_> = apps.iter().map(|a| a.session().events()).collect();
@@ -507,14 +357,8 @@ async fn renewed_tokens_reach_the_shared_connection_once_and_every_application_k
             renewed += 1;
         }
     }
-    let (mut updates, mut drops) = (0, 0);
-    while let Ok(e) = conn_events.try_recv() {
-        match e {
-            SessionEvent::SecretUpdated => updates += 1,
-            SessionEvent::Disconnected { .. } => drops += 1,
-            _ => {}
-        }
-    }
+    let c = count_events(&mut conn_events);
+    let (updates, drops) = (c.secret_updated, c.disconnected);
     assert!(renewed >= 3, "the token was renewed ({renewed})");
     assert!(
         updates >= 3 && updates <= renewed,

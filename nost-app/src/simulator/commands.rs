@@ -27,21 +27,9 @@ impl Simulator {
     /// EXECUTING.
     pub fn resume(&self) -> Result<(), SimError> {
         let now = self.inner.clock.now();
-        self.mutate(|s| {
-            if !matches!(s.mode, Mode::Pausing | Mode::Paused) {
-                return Err(SimError::InvalidMode {
-                    action: "resume",
-                    mode: s.mode,
-                });
-            }
-            // Re-anchor now, so that wallclock_at is right at once (a
-            // freeze computed right after a resume must not use the old
-            // time line).
-            s.wallclock_epoch = now;
-            s.simulation_epoch = s.time;
-            s.set_mode(Mode::Resuming);
-            Ok(())
-        })
+        // Re-anchor now, so that wallclock_at is right at once (a freeze
+        // computed right after a resume must not use the old time line).
+        self.resume_anchored(|s| (now, s.time))
     }
 
     /// Like [`resume`](Self::resume), but the run re-anchors to the given
@@ -55,6 +43,15 @@ impl Simulator {
         resume_time: DateTime<Utc>,
         sim_resume_time: DateTime<Utc>,
     ) -> Result<(), SimError> {
+        self.resume_anchored(|_| (resume_time, sim_resume_time))
+    }
+
+    /// PAUSING/PAUSED → RESUMING with the epochs `anchor` picks (wallclock,
+    /// scenario) from the state.
+    fn resume_anchored(
+        &self,
+        anchor: impl FnOnce(&State) -> (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<(), SimError> {
         self.mutate(|s| {
             if !matches!(s.mode, Mode::Pausing | Mode::Paused) {
                 return Err(SimError::InvalidMode {
@@ -62,8 +59,7 @@ impl Simulator {
                     mode: s.mode,
                 });
             }
-            s.wallclock_epoch = resume_time;
-            s.simulation_epoch = sim_resume_time;
+            (s.wallclock_epoch, s.simulation_epoch) = anchor(s);
             s.set_mode(Mode::Resuming);
             Ok(())
         })

@@ -6,25 +6,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
+use super::test_support::*;
 use super::*;
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0).unwrap()
-}
-
-fn base() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2030, 6, 1, 0, 0, 0).unwrap()
-}
-
-fn secs(s: i64) -> TimeDelta {
-    TimeDelta::seconds(s)
-}
-
-fn ms(m: i64) -> TimeDelta {
-    TimeDelta::milliseconds(m)
-}
 
 fn sim() -> Simulator {
     Simulator::with_clock(Arc::new(TokioClock::starting_at(base())))
@@ -110,11 +95,7 @@ async fn entities_are_found_by_name_and_type_and_keep_their_own_clock() {
 
     let times = Arc::new(RecordingObserver::with_filters([PROPERTY_TIME]));
     s1.observable().add_observer(times.clone());
-    sim.execute(RunPlan::new(t0(), ms(2500)).time_scale_factor(100.0))
-        .unwrap()
-        .join()
-        .await
-        .unwrap();
+    run_to_end(&sim, RunPlan::new(t0(), ms(2500)).time_scale_factor(100.0)).await;
 
     let sat = sim.entity::<Satellite>("sat-1").unwrap();
     assert_eq!(sat.lock().steps, 3);
@@ -206,11 +187,7 @@ async fn an_entity_observer_may_lock_the_entity_it_observes() {
             },
         )));
     fires.with(|f| f.reported.extend([1, 2]));
-    sim.execute(RunPlan::new(t0(), secs(2)).time_scale_factor(100.0))
-        .unwrap()
-        .join()
-        .await
-        .unwrap();
+    run_to_end(&sim, RunPlan::new(t0(), secs(2)).time_scale_factor(100.0)).await;
     // Delivered after the tock released the entity: both fires committed.
     assert_eq!(*seen.lock().unwrap(), [2, 2]);
 }
@@ -222,11 +199,11 @@ async fn recording_observer_filters_and_timestamps_simulator_changes() {
     sim.add_observer(rec.clone());
     let all = Arc::new(RecordingObserver::new());
     sim.add_observer(all.clone());
-    sim.execute(RunPlan::new(t0(), secs(2)).wallclock_epoch(base() + secs(5)))
-        .unwrap()
-        .join()
-        .await
-        .unwrap();
+    run_to_end(
+        &sim,
+        RunPlan::new(t0(), secs(2)).wallclock_epoch(base() + secs(5)),
+    )
+    .await;
     let changes = rec.changes();
     let modes: Vec<Mode> = changes
         .iter()
@@ -286,11 +263,7 @@ async fn scenario_time_interval_publisher_timing() {
         })
         .unwrap(),
     ));
-    sim.execute(RunPlan::new(t0(), secs(10)).time_step(secs(3)))
-        .unwrap()
-        .join()
-        .await
-        .unwrap();
+    run_to_end(&sim, RunPlan::new(t0(), secs(10)).time_step(secs(3))).await;
     // Due 0 (at 3), 4 (at 6), 8 (at 9); 12 never.
     let got: Vec<i64> = seen.lock().unwrap().iter().map(|v| v.0).collect();
     assert_eq!(got, [3000, 6000, 9000]);
@@ -302,39 +275,25 @@ async fn scenario_time_interval_publisher_timing() {
 #[tokio::test(start_paused = true)]
 async fn scenario_time_interval_callback_pins_the_due_times() {
     let sim = sim();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s2 = seen.clone();
-    sim.add_observer(Arc::new(
-        ScenarioTimeIntervalCallback::new(secs(2), move |sim: &Simulator, due| {
-            s2.lock().unwrap().push((
-                (due - t0()).num_seconds(),
-                (sim.time() - t0()).num_seconds(),
-            ))
-        })
-        .unwrap(),
-    ));
-    sim.execute(
+    let seen = interval_calls(&sim, secs(2));
+    run_to_end(
+        &sim,
         RunPlan::new(t0(), secs(7))
             .time_step(secs(3))
             .time_scale_factor(10.0),
     )
-    .unwrap()
-    .join()
-    .await
-    .unwrap();
+    .await;
     // Times 3, 6, 7: due 2 at 3, 4 and 6 at 6 (8 is past the end).
     assert_eq!(*seen.lock().unwrap(), [(2, 3), (4, 6), (6, 6)]);
     // A second run restarts the schedule.
     seen.lock().unwrap().clear();
-    sim.execute(
+    run_to_end(
+        &sim,
         RunPlan::new(t0(), secs(3))
             .time_step(secs(3))
             .time_scale_factor(10.0),
     )
-    .unwrap()
-    .join()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(*seen.lock().unwrap(), [(2, 3)]);
 }
 

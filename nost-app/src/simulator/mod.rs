@@ -66,6 +66,8 @@ mod state;
 #[cfg(test)]
 mod entity_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 
 use std::collections::VecDeque;

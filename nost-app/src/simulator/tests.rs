@@ -4,26 +4,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use tokio::time::Instant;
 
+use super::test_support::*;
 use super::*;
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0).unwrap()
-}
-
-fn base() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2030, 6, 1, 0, 0, 0).unwrap()
-}
-
-fn secs(s: i64) -> TimeDelta {
-    TimeDelta::seconds(s)
-}
-
-fn ms(m: i64) -> TimeDelta {
-    TimeDelta::milliseconds(m)
-}
 
 /// A simulator on a paused tokio clock starting at `base()`, with a recorder.
 fn setup() -> (Simulator, Arc<RecordingObserver>, Instant) {
@@ -93,11 +78,7 @@ async fn time_status_cadence() {
     // carrying the post-step time, then every 10 s.
     let (sim, _, _) = setup();
     let ticks = time_status_sink(&sim, secs(10), None);
-    sim.execute(RunPlan::new(t0(), secs(60)).time_scale_factor(60.0))
-        .unwrap()
-        .join()
-        .await
-        .unwrap();
+    run_to_end(&sim, RunPlan::new(t0(), secs(60)).time_scale_factor(60.0)).await;
     let ticks = ticks.lock().unwrap().clone();
     let sim_times: Vec<_> = ticks.iter().map(|t| t.sim_time).collect();
     let expected: Vec<_> = [1, 10, 20, 30, 40, 50, 60]
@@ -114,11 +95,7 @@ async fn time_status_cadence() {
 async fn time_status_duplicates_when_its_step_equals_the_time_step() {
     let (sim, _, _) = setup();
     let ticks = time_status_sink(&sim, secs(1), None);
-    sim.execute(RunPlan::new(t0(), secs(5)).time_scale_factor(60.0))
-        .unwrap()
-        .join()
-        .await
-        .unwrap();
+    run_to_end(&sim, RunPlan::new(t0(), secs(5)).time_scale_factor(60.0)).await;
     let sim_times: Vec<_> = ticks.lock().unwrap().iter().map(|t| t.sim_time).collect();
     let expected: Vec<_> = [1, 1, 2, 3, 4, 5]
         .into_iter()
@@ -133,11 +110,7 @@ async fn time_status_duplicates_when_its_step_equals_the_time_step() {
 async fn time_status_init_sets_the_first_due_time() {
     let (sim, _, _) = setup();
     let ticks = time_status_sink(&sim, secs(20), Some(t0() + secs(30)));
-    sim.execute(RunPlan::new(t0(), secs(60)).time_scale_factor(60.0))
-        .unwrap()
-        .join()
-        .await
-        .unwrap();
+    run_to_end(&sim, RunPlan::new(t0(), secs(60)).time_scale_factor(60.0)).await;
     let sim_times: Vec<_> = ticks.lock().unwrap().iter().map(|t| t.sim_time).collect();
     assert_eq!(sim_times, vec![t0() + secs(30), t0() + secs(50)]);
 }
@@ -378,11 +351,7 @@ async fn every_mode_change_is_heard_exactly_once() {
             c.fetch_add(1, Ordering::SeqCst);
         }
     }));
-    sim.execute(RunPlan::new(t0(), secs(3)).time_scale_factor(10.0))
-        .unwrap()
-        .join()
-        .await
-        .unwrap();
+    run_to_end(&sim, RunPlan::new(t0(), secs(3)).time_scale_factor(10.0)).await;
     assert_eq!(count.load(Ordering::SeqCst), 5);
     // Adding an entity after a run resets to UNDEFINED (one change).
     struct Nothing(EntityBase);
@@ -438,11 +407,7 @@ async fn runs_are_exclusive_and_arguments_checked() {
         Err(SimError::NotRunning { .. })
     ));
     // A second run after TERMINATED works.
-    sim.execute(RunPlan::new(t0(), secs(2)))
-        .unwrap()
-        .join()
-        .await
-        .unwrap();
+    run_to_end(&sim, RunPlan::new(t0(), secs(2))).await;
     assert_eq!(sim.time(), t0() + secs(2));
 }
 
@@ -507,11 +472,7 @@ async fn entities_tick_and_tock_in_order_with_a_shorter_last_step() {
         })
         .unwrap();
     }
-    sim.execute(RunPlan::new(t0(), ms(2500)).time_scale_factor(100.0))
-        .unwrap()
-        .join()
-        .await
-        .unwrap();
+    run_to_end(&sim, RunPlan::new(t0(), ms(2500)).time_scale_factor(100.0)).await;
     let got = log.0.lock().unwrap().clone();
     let init = format!("init {}", t0());
     let expected = [
@@ -632,26 +593,17 @@ fn scenario_schedule() {
 #[tokio::test(start_paused = true)]
 async fn scenario_interval_callback() {
     let (sim, _, _) = setup();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s2 = seen.clone();
-    sim.add_observer(Arc::new(
-        ScenarioTimeIntervalCallback::new(secs(4), move |_: &Simulator, t| {
-            s2.lock().unwrap().push((t - t0()).num_seconds())
-        })
-        .unwrap(),
-    ));
-    sim.execute(
+    let calls = interval_calls(&sim, secs(4));
+    run_to_end(
+        &sim,
         RunPlan::new(t0(), secs(10))
             .time_step(secs(3))
             .time_scale_factor(100.0),
     )
-    .unwrap()
-    .join()
-    .await
-    .unwrap();
+    .await;
     // nost_tools' timing: the first due time is one interval after the
     // start (times 3, 6, 9, 10 → due 4 at 6 and 8 at 9).
-    assert_eq!(*seen.lock().unwrap(), [4, 8]);
+    assert_eq!(*calls.lock().unwrap(), [(4, 6), (8, 9)]);
 }
 
 #[tokio::test]
