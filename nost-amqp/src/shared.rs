@@ -37,8 +37,6 @@ pub(crate) struct SharedInner {
     broken: mpsc::UnboundedSender<(u64, AmqpError)>,
     pub(crate) cancel: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    /// One confirm ticker for the publishers of every session on it.
-    pub(crate) ticker: Arc<crate::session::ConfirmTicker>,
 }
 
 /// One AMQP connection that many [`Session`](crate::Session)s of a process
@@ -70,14 +68,12 @@ impl SharedConnection {
     /// `connection_attempts` times, over every node of a cluster).
     pub async fn connect(settings: ConnectSettings) -> Result<SharedConnection, AmqpError> {
         let (broken, broken_rx) = mpsc::unbounded_channel();
-        let cancel = CancellationToken::new();
         let inner = Arc::new(SharedInner {
             settings,
             live: watch::channel(None).0,
             events: broadcast::channel(1024).0,
             broken,
-            ticker: crate::session::ConfirmTicker::new(cancel.clone()),
-            cancel,
+            cancel: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
         });
         let s = &inner.settings;

@@ -1,7 +1,6 @@
 //! A connection that stays up: reconnects, re-declares, re-consumes and
 //! pushes renewed tokens, while publishers and consumers carry on.
 
-mod confirm_tick;
 mod connect;
 mod consumer;
 mod publisher;
@@ -9,7 +8,6 @@ mod shared_link;
 mod supervisor;
 mod topology;
 
-pub(crate) use confirm_tick::ConfirmTicker;
 pub(crate) use connect::is_channel_error;
 
 use std::collections::HashMap;
@@ -120,9 +118,6 @@ struct Inner {
     /// The connection borrowed from, for sessions made with
     /// [`Session::connect_shared`]; `None`: a connection of its own.
     shared: Option<crate::shared::SharedConnection>,
-    /// Hands the publisher's confirm wake-ups on in batches (one per
-    /// session, or the shared connection's one for all its sessions).
-    ticker: Arc<ConfirmTicker>,
 }
 
 /// A long-lived AMQP session: one connection with a channel for
@@ -153,7 +148,6 @@ impl Session {
     pub async fn connect(settings: ConnectSettings) -> Result<Session, AmqpError> {
         let (broken_tx, broken_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
-        let cancel = CancellationToken::new();
         let inner = Arc::new(Inner {
             props: MessageProperties::from_config(&settings.rabbitmq),
             outbox: Outbox::new(settings.rabbitmq.queue_max_size),
@@ -162,8 +156,7 @@ impl Session {
             live: watch::channel(None).0,
             events,
             broken: broken_tx,
-            ticker: ConfirmTicker::new(cancel.clone()),
-            cancel,
+            cancel: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
             consumer_tags: Mutex::new(HashMap::new()),

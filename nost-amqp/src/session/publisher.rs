@@ -309,23 +309,6 @@ async fn run(
 ) -> End {
     let mut inflight: VecDeque<Sent<'_>> = VecDeque::new();
     let mut batch: Vec<Pending> = Vec::with_capacity(CONFIRM_WINDOW);
-    // Confirms wake this task through the ticker, in batches.
-    let flag = inner.ticker.flag();
-    // Built once, not per pass of the loop below (each pass registered and
-    // dropped a waiter on the cancel token, the watch and the outbox).
-    let cancelled = inner.cancel.cancelled();
-    tokio::pin!(cancelled);
-    let replaced = async {
-        loop {
-            if live_rx.changed().await.is_err()
-                || live_rx.borrow().as_ref().map(|l| l.generation) != Some(live.generation)
-            {
-                return;
-            }
-        }
-    };
-    tokio::pin!(replaced);
-    let mut items = Box::pin(inner.outbox.items.notified());
     // Wake once at the start: the outbox may hold messages already.
     inner.outbox.items.notify_one();
     let failure: lapin::Error = loop {
@@ -334,15 +317,17 @@ async fn run(
         let next_retry = carry.retries.front().map(|(t, _)| *t);
         tokio::select! {
             biased;
-            settled = std::future::poll_fn(|cx| flag.poll(cx, |cx| advance(&mut inflight, cx))), if !inflight.is_empty() => {
+            settled = std::future::poll_fn(|cx| advance(&mut inflight, cx)), if !inflight.is_empty() => {
                 if let Some(e) = settle(inner, carry, settled) {
                     break e;
                 }
             }
-            _ = &mut cancelled => return End::Shutdown,
-            _ = &mut replaced => {
-                inner.outbox.requeue_front(inflight.into_iter().map(|s| s.p));
-                return End::Connection(None);
+            _ = inner.cancel.cancelled() => return End::Shutdown,
+            r = live_rx.changed() => {
+                if r.is_err() || live_rx.borrow().as_ref().map(|l| l.generation) != Some(live.generation) {
+                    inner.outbox.requeue_front(inflight.into_iter().map(|s| s.p));
+                    return End::Connection(None);
+                }
             }
             _ = tokio::time::sleep_until(next_retry.unwrap_or_else(Instant::now)), if next_retry.is_some() && room > 0 => {
                 let now = Instant::now();
@@ -351,8 +336,7 @@ async fn run(
                     inflight.push_back(start_publish(inner, channel, p));
                 }
             }
-            _ = &mut items, if room > 0 => {
-                items.set(inner.outbox.items.notified());
+            _ = inner.outbox.items.notified(), if room > 0 => {
                 // Send as much as the window allows; a publish that fails
                 // stays in flight and `advance` reports it in order.
                 batch.clear();

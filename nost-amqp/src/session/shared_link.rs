@@ -50,7 +50,6 @@ impl Session {
             next_id: AtomicU64::new(1),
             consumer_tags: Mutex::new(HashMap::new()),
             shared: Some(shared.clone()),
-            ticker: shared.inner.ticker.clone(),
         });
         let first = open_on(&inner, shared, 1).await?;
         inner.live.send_replace(Some(first));
