@@ -48,16 +48,29 @@ pub async fn run(ctx: &Ctx, apps: usize, py_apps: usize, secs: u64) -> Vec<Const
     let (limit, used) = broker_sockets();
     let room = limit.saturating_sub(used + SOCKETS_SPARE);
     let each = apps.min(room);
-    let cases: [(&str, usize, &str); 2] = [
+    let mut cases: Vec<(&str, usize, &str)> = vec![
         ("nost-rs, shared connection", apps, "shared"),
         ("nost-rs, a connection each", each, "each"),
     ];
+    if ctx.before_exe.is_some() {
+        // The same shared-connection child of the other build, in the same
+        // run: before/after as a ratio.
+        cases.insert(1, ("nost-rs (before), shared connection", apps, "shared"));
+    }
     for (label, n, mode) in cases {
         crate::step(&format!(
             "constellation: {n} applications, {label}, {secs} s of status.time"
         ));
         let prefix = crate::unique("const");
         let mut cmd = ctx.rust_child("constellation", &prefix, None);
+        if label.contains("(before)")
+            && let Some(exe) = &ctx.before_exe
+        {
+            let std = cmd.as_std_mut();
+            let args: Vec<std::ffi::OsString> = std.get_args().map(Into::into).collect();
+            cmd = tokio::process::Command::new(exe);
+            cmd.args(args);
+        }
         cmd.args(["--apps", &n.to_string(), "--secs", &secs.to_string()]);
         if mode == "shared" {
             cmd.arg("--shared");
@@ -314,7 +327,19 @@ pub fn render(rows: &[ConstellationRow], t: &mut String) {
             if r.note.is_empty() { String::new() } else { format!("  [{}]", r.note) }
         ));
     }
-    let by = |k: &str| rows.iter().find(|r| r.client.contains(k));
+    let by = |k: &str| {
+        rows.iter()
+            .find(|r| r.client.contains(k) && !r.client.contains("(before)"))
+    };
+    if let (Some(s), Some(b)) = (
+        by("shared"),
+        rows.iter().find(|r| r.client.contains("(before)")),
+    ) {
+        t.push_str(&format!(
+            "  CPU/app/s nost-rs shared over the same of the --nost-before build: {:.3}\n",
+            s.cpu_us_per_app_per_s / b.cpu_us_per_app_per_s
+        ));
+    }
     if let (Some(s), Some(p)) = (by("shared"), by("nost_tools")) {
         t.push_str(&format!(
             "  CPU/app/s nost-rs shared over nost_tools: {:.3}\n",

@@ -314,8 +314,8 @@ impl Application {
 
     /// Publish `payload` on `PREFIX.<own name>.<topic>`.
     pub async fn send_message(&self, topic: &str, payload: &str) -> Result<(), AppError> {
-        let name = self.inner.name.clone();
-        self.send_message_as(&name, &[topic], payload).await
+        self.send_message_as(&self.inner.name, &[topic], payload)
+            .await
     }
 
     /// Publish `payload` on `PREFIX.<app>.<topic>` for each topic, as
