@@ -72,23 +72,12 @@ pub fn oauth_config(
     kc: &KeycloakEmulator,
     refresh_s: u64,
 ) -> Result<Config> {
-    let port = kc.port();
-    let amqp = node.amqp_port;
-    Ok(Config::builder()
-        .rabbitmq(|r| {
-            r.host = "127.0.0.1".into();
-            r.port = u32::from(amqp);
-            r.reconnect_delay = 1;
-            r.connection_timeout = 30;
-        })
-        .keycloak(|k| {
-            k.host = "127.0.0.1".into();
-            k.port = u32::from(port);
-            k.realm = REALM.into();
-            k.tls = Some(false);
-            k.token_refresh_interval = refresh_s;
-        })
-        .build()?)
+    // A longer connection timeout than the suites': the bench loads the machine.
+    Ok(
+        nost_testkit::oauth_config_builder(node.amqp_port, kc.port(), refresh_s)
+            .rabbitmq(|r| r.connection_timeout = 30)
+            .build()?,
+    )
 }
 
 /// Publish for `run_for` with 1 s renewals, at full rate or paced at
