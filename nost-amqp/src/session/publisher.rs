@@ -265,7 +265,7 @@ fn settle(inner: &Inner, carry: &mut Carry, s: Settled) -> Option<lapin::Error> 
     carry.probe = carry.probe.saturating_sub(s.acked.len() + s.nacked.len());
     for p in s.acked.iter().filter(|p| p.nacks > 0) {
         let after = p.first_nack.map(|t| t.elapsed()).unwrap_or_default();
-        tracing::info!(target: "nost_amqp", exchange = %p.msg.exchange, routing_key = %p.msg.routing_key, nacks = p.nacks, after_ms = after.as_millis() as u64, "a nacked message was confirmed on retry");
+        tracing::debug!(target: "nost_amqp", exchange = %p.msg.exchange, routing_key = %p.msg.routing_key, nacks = p.nacks, after_ms = after.as_millis() as u64, "a nacked message was confirmed on retry");
     }
     inner.outbox.settle_ok(s.acked);
     for p in s.nacked {
@@ -301,7 +301,13 @@ fn nacked(inner: &Inner, mut p: Pending, carry: &mut Carry) {
         return;
     }
     let due = (now + policy.backoff(p.nacks)).min(end);
-    tracing::warn!(target: "nost_amqp", exchange = %p.msg.exchange, routing_key = %p.msg.routing_key, attempt = p.nacks, since_first_nack_ms = now.duration_since(first).as_millis() as u64, "the broker nacked a message; retrying it");
+    // A failover nacks every message for seconds, dozens of times each:
+    // one warning per message, the later retries at debug level.
+    if p.nacks == 1 {
+        tracing::warn!(target: "nost_amqp", exchange = %p.msg.exchange, routing_key = %p.msg.routing_key, window_s = policy.window().as_secs_f64(), "the broker nacked a message; retrying it with backoff");
+    } else {
+        tracing::debug!(target: "nost_amqp", exchange = %p.msg.exchange, routing_key = %p.msg.routing_key, attempt = p.nacks, since_first_nack_ms = now.duration_since(first).as_millis() as u64, "the broker nacked a message again; retrying it");
+    }
     let at = carry.retries.partition_point(|(t, _)| *t <= due);
     carry.retries.insert(at, (due, p));
 }
