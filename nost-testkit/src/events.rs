@@ -27,6 +27,25 @@ pub struct EventCounts {
     pub reasons: Vec<String>,
 }
 
+impl EventCounts {
+    /// Panics unless exactly one message was refused and its channel
+    /// reopened once, with no connection lost or regained: a refusal that
+    /// stayed on its channel.
+    #[track_caller]
+    pub fn assert_one_refusal_kept_the_connection(&self) {
+        assert_eq!(
+            (
+                self.connected,
+                self.disconnected,
+                self.refused,
+                self.reopened
+            ),
+            (0, 0, 1, 1),
+            "no connection loss, one refusal, one channel reopen: {self:?}"
+        );
+    }
+}
+
 /// Count what `events` holds now, without waiting.
 pub fn count_events(events: &mut broadcast::Receiver<SessionEvent>) -> EventCounts {
     let mut c = EventCounts::default();
