@@ -26,7 +26,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -130,60 +129,41 @@ async fn open_channel(live: &Live) -> lapin::Result<lapin::Channel> {
     Ok(channel)
 }
 
-/// A publish on its way: lapin first writes the frames (its I/O loop
-/// resolves the write), then hands out the [`PublisherConfirm`] to await.
-type Writing<'a> = Pin<Box<dyn Future<Output = lapin::Result<PublisherConfirm>> + Send + 'a>>;
-
 /// Where one in-flight message is.
-enum Stage<'a> {
-    /// Queued in lapin's frame writer, not yet written to the socket.
-    Writing(Writing<'a>),
-    /// Written; the broker's ack or nack is due.
+enum Stage {
+    /// Queued for the socket or written; the broker's ack or nack is due.
     Confirming(PublisherConfirm),
+    /// lapin refused the publish at once (the channel is closing): kept in
+    /// its place so [`advance`] reports it in order. Taken once.
+    Failed(Option<lapin::Error>),
 }
 
 /// A message sent on the current channel and not yet confirmed.
-struct Sent<'a> {
+struct Sent {
     p: Pending,
-    stage: Stage<'a>,
+    stage: Stage,
 }
 
 /// Hand one message to lapin without waiting for its frames to be written.
 ///
-/// `basic_publish` does all its work (delivery tag, frames into the writer)
-/// in its first poll, then waits for the I/O loop to write the frames.
-/// Awaiting that write before the next publish cost a round trip through
-/// lapin's I/O thread per message (two cross-thread wake-ups and a socket
-/// write each). So the future is polled once here, in order (the delivery
-/// tags follow the outbox order), with a no-op waker, and kept: only the
-/// oldest in-flight message is ever awaited (see [`advance`]), and by the
-/// time it is done most of the later ones are done too.
-fn start_publish<'a>(inner: &Inner, channel: &'a lapin::Channel, p: Pending) -> Sent<'a> {
-    let (exchange, routing_key) = (
+/// `basic_publish` resolves only once lapin's I/O thread wrote the frames,
+/// and only then hands out the confirm: awaiting that write cost a wake-up
+/// of this task per message, on top of the one for the ack. The vendored
+/// lapin's `basic_publish_queued` (see `vendor/lapin/PATCHED.md`) queues
+/// the frames and returns the confirm at once; a write that fails later
+/// fails the confirm, since lapin drops queued frames only when it tears
+/// the channel or the connection down, and that rejects every pending
+/// confirm. Calls follow the outbox order, so the delivery tags do too.
+fn start_publish(inner: &Inner, channel: &lapin::Channel, p: Pending) -> Sent {
+    let stage = match channel.basic_publish_queued(
         p.msg.exchange.as_str().into(),
         p.msg.routing_key.as_str().into(),
-    );
-    let body = p.msg.body.clone();
-    let props = inner.props.basic();
-    let mut fut: Writing<'a> = Box::pin(async move {
-        channel
-            .basic_publish(
-                exchange,
-                routing_key,
-                BasicPublishOptions::default(),
-                &body,
-                props,
-            )
-            .await
-    });
-    let stage = match fut
-        .as_mut()
-        .poll(&mut Context::from_waker(std::task::Waker::noop()))
-    {
-        Poll::Pending => Stage::Writing(fut),
-        Poll::Ready(Ok(confirm)) => Stage::Confirming(confirm),
-        // Keep the failure where the message is: `advance` reports it in order.
-        Poll::Ready(Err(e)) => Stage::Writing(Box::pin(std::future::ready(Err(e)))),
+        BasicPublishOptions::default(),
+        &p.msg.body,
+        inner.props.basic(),
+    ) {
+        Ok(confirm) => Stage::Confirming(confirm),
+        Err(e) => Stage::Failed(Some(e)),
     };
     Sent { p, stage }
 }
@@ -204,33 +184,35 @@ struct Settled {
 /// in; ready when at least one settled or the channel failed. Only the
 /// front message registers a waker: one wake-up per run of confirms (the
 /// broker acks with `multiple`), not one per message.
-fn advance(inflight: &mut VecDeque<Sent<'_>>, cx: &mut Context<'_>) -> Poll<Settled> {
+fn advance(inflight: &mut VecDeque<Sent>, cx: &mut Context<'_>) -> Poll<Settled> {
     let mut out = Settled::default();
     while let Some(front) = inflight.front_mut() {
-        match &mut front.stage {
-            Stage::Writing(fut) => match fut.as_mut().poll(cx) {
-                Poll::Ready(Ok(confirm)) => front.stage = Stage::Confirming(confirm),
-                Poll::Ready(Err(e)) => {
-                    out.failed = Some(e);
-                    break;
-                }
+        let verdict = match &mut front.stage {
+            Stage::Failed(e) => Err(e.take()),
+            Stage::Confirming(confirm) => match Pin::new(confirm).poll(cx) {
+                Poll::Ready(r) => r.map_err(Some),
                 Poll::Pending => break,
             },
-            Stage::Confirming(confirm) => match Pin::new(confirm).poll(cx) {
-                Poll::Ready(Ok(verdict)) => {
-                    if let Some(sent) = inflight.pop_front() {
-                        match verdict {
-                            Confirmation::Nack(_) => out.nacked.push(sent.p),
-                            _ => out.acked.push(sent.p),
-                        }
+        };
+        match verdict {
+            Ok(verdict) => {
+                if let Some(sent) = inflight.pop_front() {
+                    match verdict {
+                        Confirmation::Nack(_) => out.nacked.push(sent.p),
+                        _ => out.acked.push(sent.p),
                     }
                 }
-                Poll::Ready(Err(e)) => {
-                    out.failed = Some(e);
-                    break;
-                }
-                Poll::Pending => break,
-            },
+            }
+            Err(e) => {
+                out.failed = Some(e.unwrap_or_else(|| {
+                    lapin::ErrorKind::InvalidChannelState(
+                        lapin::ChannelState::Error,
+                        "publish failed",
+                    )
+                    .into()
+                }));
+                break;
+            }
         }
     }
     if out.acked.is_empty() && out.nacked.is_empty() && out.failed.is_none() {
@@ -242,18 +224,19 @@ fn advance(inflight: &mut VecDeque<Sent<'_>>, cx: &mut Context<'_>) -> Poll<Sett
 
 /// The first error among the verdicts after the front message (which
 /// failed already), in order.
-async fn first_error(inflight: &mut VecDeque<Sent<'_>>) -> Option<lapin::Error> {
+async fn first_error(inflight: &mut VecDeque<Sent>) -> Option<lapin::Error> {
     for sent in inflight.iter_mut().skip(1) {
-        if let Stage::Writing(fut) = &mut sent.stage {
-            match fut.await {
-                Ok(confirm) => sent.stage = Stage::Confirming(confirm),
-                Err(e) => return Some(e),
+        match &mut sent.stage {
+            Stage::Failed(e) => {
+                if let Some(e) = e.take() {
+                    return Some(e);
+                }
             }
-        }
-        if let Stage::Confirming(confirm) = &mut sent.stage
-            && let Err(e) = confirm.await
-        {
-            return Some(e);
+            Stage::Confirming(confirm) => {
+                if let Err(e) = confirm.await {
+                    return Some(e);
+                }
+            }
         }
     }
     None
@@ -344,7 +327,7 @@ async fn run(
     live_rx: &mut watch::Receiver<Option<Live>>,
     carry: &mut Carry,
 ) -> End {
-    let mut inflight: VecDeque<Sent<'_>> = VecDeque::new();
+    let mut inflight: VecDeque<Sent> = VecDeque::new();
     let mut batch: Vec<Pending> = Vec::with_capacity(CONFIRM_WINDOW);
     carry.opened = Some(Instant::now());
     carry.renew = false;

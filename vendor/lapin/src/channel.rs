@@ -508,6 +508,21 @@ impl Channel {
         properties: BasicProperties,
         publisher_confirms_result: Option<PublisherConfirm>,
     ) -> Result<PublisherConfirm> {
+        let promise = self.push_method_frame_with_body(ctx, method, payload, properties);
+        promise.await?;
+        Ok(publisher_confirms_result
+            .unwrap_or_else(|| PublisherConfirm::not_requested(self.returned_messages.clone())))
+    }
+
+    /// Queue a method with its content frames; the promise resolves once
+    /// the I/O loop wrote the last of them.
+    fn push_method_frame_with_body(
+        &self,
+        ctx: &'static str,
+        method: AMQPClass,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> Promise<()> {
         let class_id = method.get_amqp_class_id();
         let header = AMQPContentHeader {
             class_id,
@@ -531,9 +546,58 @@ impl Channel {
         let (promise, resolver) = Promise::new(ctx);
         self.frames.push_frames(self.id, frames, resolver);
         self.wake();
-        promise.await?;
-        Ok(publisher_confirms_result
-            .unwrap_or_else(|| PublisherConfirm::not_requested(self.returned_messages.clone())))
+        promise
+    }
+
+    /// Publish a message on a channel in confirm mode without waiting for
+    /// its frames to be written (nost-rs patch).
+    ///
+    /// [`Channel::basic_publish`] resolves only once lapin's I/O loop wrote
+    /// the frames, and only then hands out the [`PublisherConfirm`]: a
+    /// publisher that needs the confirm is woken twice per message (write,
+    /// then ack). This queues the frames and returns the confirm at once.
+    /// A write that fails later fails the confirm too: frames are only
+    /// dropped when the channel or the connection is torn down, and that
+    /// rejects every pending confirm of the channel.
+    ///
+    /// Fails at once when the channel is not connected, is not in confirm
+    /// mode ([`Channel::confirm_select`]), or refuses new frames.
+    pub fn basic_publish_queued(
+        &self,
+        exchange: ShortString,
+        routing_key: ShortString,
+        options: BasicPublishOptions,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> Result<PublisherConfirm> {
+        if !self.status.connected() {
+            return Err(self.status.state_error("basic.publish"));
+        }
+        if !self.status.confirm() {
+            return Err(self
+                .status
+                .state_error("basic_publish_queued needs confirm_select"));
+        }
+        let confirm = self.acknowledgements.register_pending();
+        let BasicPublishOptions {
+            mandatory,
+            immediate,
+        } = options;
+        let method = AMQPClass::Basic(protocol::basic::AMQPMethod::Publish(
+            protocol::basic::Publish {
+                exchange,
+                routing_key,
+                mandatory,
+                immediate,
+            },
+        ));
+        let written = self.push_method_frame_with_body("basic.publish", method, payload, properties);
+        // A poisoned channel rejects the frames right away: say so now,
+        // the pending confirm goes with the channel's teardown.
+        if let Some(Err(e)) = written.try_wait() {
+            return Err(e);
+        }
+        Ok(confirm)
     }
 
     pub(crate) fn report_protocol_violation(
