@@ -1089,6 +1089,10 @@ impl Channel {
     }
 
     fn on_channel_flow_received(&self, method: protocol::channel::Flow) -> Result<()> {
+        if !method.active {
+            // Before the flag, so the I/O loop's next `Channels::flow` walks.
+            self.frames.note_flow_paused();
+        }
         self.status.set_send_flow(method.active);
         self.events_sender.send_flow(method.active);
         let channel = self.clone();

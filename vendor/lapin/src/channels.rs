@@ -181,6 +181,13 @@ impl Channels {
     }
 
     pub(crate) fn flow(&self) -> bool {
+        // nost-rs patch: the walk below takes a lock on every channel of
+        // the connection; a shared connection of 1,000 applications has
+        // 2,001, and RabbitMQ pauses publishers with connection.blocked,
+        // not channel.flow. Until some channel was paused, all may send.
+        if !self.frames.flow_ever_paused() {
+            return true;
+        }
         self.read().channels.values().all(|c| c.status().flow())
     }
 

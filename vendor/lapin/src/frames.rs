@@ -14,7 +14,10 @@ use std::{
     collections::{HashMap, VecDeque},
     fmt,
     ops::Deref,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 use tracing::trace;
 
@@ -29,10 +32,24 @@ impl fmt::Debug for ExpectedReply {
     }
 }
 
+/// The frames of one connection, shared by its channels and its I/O loop.
+/// The flag (nost-rs patch) is set for good the first time a channel of
+/// the connection is told to pause (`channel.flow` with `active = false`).
 #[derive(Clone, Default)]
-pub(crate) struct Frames(Arc<Mutex<Inner>>);
+pub(crate) struct Frames(Arc<Mutex<Inner>>, Arc<AtomicBool>);
 
 impl Frames {
+    /// A channel of this connection was paused by the broker (nost-rs patch).
+    pub(crate) fn note_flow_paused(&self) {
+        self.1.store(true, Ordering::Release);
+    }
+
+    /// Whether any channel of this connection was ever paused: until then
+    /// every channel may send, and nobody needs to ask each of them.
+    pub(crate) fn flow_ever_paused(&self) -> bool {
+        self.1.load(Ordering::Acquire)
+    }
+
     pub(crate) fn push(
         &self,
         channel_id: ChannelId,
