@@ -134,8 +134,8 @@ enum Stage {
     /// Queued for the socket or written; the broker's ack or nack is due.
     Confirming(PublisherConfirm),
     /// lapin refused the publish at once (the channel is closing): kept in
-    /// its place so [`advance`] reports it in order. Taken once.
-    Failed(Option<lapin::Error>),
+    /// its place so [`advance`] reports it in order.
+    Failed(lapin::Error),
 }
 
 /// A message sent on the current channel and not yet confirmed.
@@ -163,7 +163,7 @@ fn start_publish(inner: &Inner, channel: &lapin::Channel, p: Pending) -> Sent {
         inner.props.basic(),
     ) {
         Ok(confirm) => Stage::Confirming(confirm),
-        Err(e) => Stage::Failed(Some(e)),
+        Err(e) => Stage::Failed(e),
     };
     Sent { p, stage }
 }
@@ -188,9 +188,9 @@ fn advance(inflight: &mut VecDeque<Sent>, cx: &mut Context<'_>) -> Poll<Settled>
     let mut out = Settled::default();
     while let Some(front) = inflight.front_mut() {
         let verdict = match &mut front.stage {
-            Stage::Failed(e) => Err(e.take()),
+            Stage::Failed(e) => Err(e.clone()),
             Stage::Confirming(confirm) => match Pin::new(confirm).poll(cx) {
-                Poll::Ready(r) => r.map_err(Some),
+                Poll::Ready(r) => r,
                 Poll::Pending => break,
             },
         };
@@ -204,13 +204,7 @@ fn advance(inflight: &mut VecDeque<Sent>, cx: &mut Context<'_>) -> Poll<Settled>
                 }
             }
             Err(e) => {
-                out.failed = Some(e.unwrap_or_else(|| {
-                    lapin::ErrorKind::InvalidChannelState(
-                        lapin::ChannelState::Error,
-                        "publish failed",
-                    )
-                    .into()
-                }));
+                out.failed = Some(e);
                 break;
             }
         }
@@ -227,11 +221,7 @@ fn advance(inflight: &mut VecDeque<Sent>, cx: &mut Context<'_>) -> Poll<Settled>
 async fn first_error(inflight: &mut VecDeque<Sent>) -> Option<lapin::Error> {
     for sent in inflight.iter_mut().skip(1) {
         match &mut sent.stage {
-            Stage::Failed(e) => {
-                if let Some(e) = e.take() {
-                    return Some(e);
-                }
-            }
+            Stage::Failed(e) => return Some(e.clone()),
             Stage::Confirming(confirm) => {
                 if let Err(e) = confirm.await {
                     return Some(e);
