@@ -175,6 +175,24 @@ pub enum AmqpError {
         /// What is missing, e.g. "no connection within 5 s".
         reason: String,
     },
+    /// `flush` (or a wait for a verdict) ran out of time with messages
+    /// still waiting or unconfirmed. They are not lost: they stay in the
+    /// buffer and go out, or are confirmed, later.
+    #[error(
+        "{waiting} message(s) waiting and {unconfirmed} unconfirmed after {} s: {}; they stay in the buffer and are sent and confirmed later (wait again, e.g. flush once more)",
+        timeout.as_secs_f64(),
+        state.explain()
+    )]
+    FlushTimeout {
+        /// Messages not yet handed to the broker.
+        waiting: usize,
+        /// Messages sent and not yet confirmed.
+        unconfirmed: usize,
+        /// The limit that passed.
+        timeout: Duration,
+        /// Why: no connection, a blocked one, or a slow broker.
+        state: crate::LinkState,
+    },
     /// The token source has no token now (the identity provider is down or
     /// unreachable); connecting is tried again.
     #[error("no access token for RabbitMQ: {source}")]

@@ -57,6 +57,7 @@
 mod conn;
 mod error;
 mod jitter;
+mod link_state;
 mod message;
 mod outbox;
 mod session;
@@ -65,6 +66,7 @@ mod shared;
 mod token;
 
 pub use error::{AmqpError, Refusal};
+pub use link_state::LinkState;
 pub use message::{Delivery, HeaderValue, MessageProperties, Outgoing, Properties};
 pub use outbox::Confirm;
 pub use session::{Session, SessionEvent, Subscription};

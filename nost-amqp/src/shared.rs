@@ -28,6 +28,8 @@ use crate::settings::{ConnectSettings, Login};
 #[derive(Clone)]
 pub(crate) struct SharedLive {
     pub(crate) conn: Arc<lapin::Connection>,
+    /// Whether the broker blocked it; every session on it reads this.
+    pub(crate) blocked: crate::link_state::BlockedFlag,
 }
 
 pub(crate) struct SharedInner {
@@ -95,9 +97,11 @@ impl SharedConnection {
                 Err(e) => return Err(e),
             }
         };
-        watch_connection(&inner, &conn, 1);
+        let blocked = crate::link_state::BlockedFlag::default();
+        watch_connection(&inner, &conn, 1, blocked.clone());
         inner.live.send_replace(Some(SharedLive {
             conn: Arc::new(conn),
+            blocked,
         }));
         tracing::info!(target: "nost_amqp", url = %s.display_url(), "shared connection to RabbitMQ open");
         let _ = inner.events.send(SessionEvent::Connected { generation: 1 });
@@ -184,7 +188,12 @@ async fn dial(s: &ConnectSettings) -> Result<lapin::Connection, AmqpError> {
 
 /// Report connection-level errors to the supervisor (a channel closed by
 /// the broker is the session's business, not a loss).
-fn watch_connection(inner: &Arc<SharedInner>, conn: &lapin::Connection, generation: u64) {
+fn watch_connection(
+    inner: &Arc<SharedInner>,
+    conn: &lapin::Connection,
+    generation: u64,
+    blocked: crate::link_state::BlockedFlag,
+) {
     let mut ev = conn.events_listener();
     let status = conn.status().clone();
     let broken = inner.broken.clone();
@@ -207,9 +216,11 @@ fn watch_connection(inner: &Arc<SharedInner>, conn: &lapin::Connection, generati
                 }
                 lapin::Event::ConnectionBlocked(reason) => {
                     tracing::warn!(target: "nost_amqp", %reason, "RabbitMQ blocked the shared connection; publishing waits");
+                    blocked.set(Some(reason.clone()));
                     let _ = events.send(SessionEvent::Blocked { reason });
                 }
                 lapin::Event::ConnectionUnblocked => {
+                    blocked.set(None);
                     let _ = events.send(SessionEvent::Unblocked);
                 }
                 _ => {}
@@ -284,9 +295,11 @@ async fn supervise(inner: Arc<SharedInner>, mut broken: mpsc::UnboundedReceiver<
                         return;
                     }
                     generation += 1;
-                    watch_connection(&inner, &conn, generation);
+                    let blocked = crate::link_state::BlockedFlag::default();
+                    watch_connection(&inner, &conn, generation, blocked.clone());
                     inner.live.send_replace(Some(SharedLive {
                         conn: Arc::new(conn),
+                        blocked,
                     }));
                     tracing::info!(target: "nost_amqp", attempt, url = %inner.settings.display_url(), "shared connection to RabbitMQ reopened");
                     let _ = inner.events.send(SessionEvent::Connected { generation });

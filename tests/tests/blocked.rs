@@ -4,13 +4,17 @@
 //! `set_vm_memory_high_watermark 0`: publishing waits, the block is
 //! reported as an event, nothing is lost once it clears; a block longer than
 //! `blocked_connection_timeout` ends the connection, naming the setting, and
-//! the session comes back with every message.
+//! the session comes back with every message. A flush that runs out of
+//! time says which it is: blocked, or (broker stopped) not connected.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use nost_amqp::{ConnectSettings, ExchangeSpec, Outgoing, Session, SessionEvent, Subscription};
+use nost_amqp::{
+    AmqpError, ConnectSettings, ExchangeSpec, LinkState, Outgoing, Session, SessionEvent,
+    Subscription,
+};
 use nost_testkit::{
     BrokerOptions, OAuthBroker, collect_numbers, count_events, local_settings_with, unique,
     wait_for_disconnect, wait_for_event,
@@ -103,12 +107,42 @@ async fn a_blocked_broker_makes_publishing_wait_and_loses_nothing() {
         waiting + inflight > 0,
         "blocked: the messages wait in the session"
     );
+    // A flush that runs out of time says the broker blocked the
+    // connection (not "not connected") and what to do; nothing is dropped.
+    let err = session.flush(Duration::from_secs(1)).await.unwrap_err();
+    let text = err.to_string();
+    match &err {
+        AmqpError::FlushTimeout {
+            waiting,
+            unconfirmed,
+            state: LinkState::Blocked { reason },
+            ..
+        } => {
+            assert!(waiting + unconfirmed > 0, "{text}");
+            assert!(!reason.is_empty(), "{text}");
+        }
+        other => panic!("expected a FlushTimeout naming the block, got {other:?}"),
+    }
+    assert!(
+        text.contains("blocked the connection")
+            && text.contains("blocked_connection_timeout")
+            && text.contains("stay in the buffer")
+            && !text.contains("not connected"),
+        "{text}"
+    );
+    assert_eq!(
+        session.link_state(),
+        LinkState::Blocked {
+            reason: reason.clone()
+        }
+    );
     alarm(&node, false);
     wait_for_event(&mut events, "Unblocked", |e| {
         matches!(e, SessionEvent::Unblocked).then_some(())
     })
     .await;
     session.flush(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(session.link_state(), LinkState::Connected);
     let seen = collect_numbers(&mut sub, 300).await;
     assert_eq!(seen, (0..300).collect::<HashSet<_>>(), "all 300 arrived");
     let c = count_events(&mut events);
@@ -140,6 +174,39 @@ async fn a_blocked_broker_makes_publishing_wait_and_loses_nothing() {
     session.flush(Duration::from_secs(60)).await.unwrap();
     let seen = collect_numbers(&mut sub2, 50).await;
     assert_eq!(seen, (0..50).collect::<HashSet<_>>(), "all 50 arrived");
+
+    // Part 3: the broker stops. A flush that runs out of time says the
+    // connection is down (not blocked); once the broker is back, the 50
+    // published meanwhile arrive. The queue is the publishing session's
+    // own: it re-declares it (a transient queue dies with the broker's
+    // stop) before it publishes again, so no message can find it missing.
+    let q3 = format!("{exchange2}.q3");
+    nost_testkit::declare_bound_queue(&session, &exchange2, &q3, &format!("{exchange2}.#")).await;
+    let mut sub3 = session.consume(&q3, 500).await.unwrap();
+    node.rabbitmqctl(&["stop_app"]).unwrap();
+    wait_for_disconnect(&mut events).await;
+    publish_range(&session, &exchange2, 50..100).await;
+    let err = session.flush(Duration::from_secs(1)).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            AmqpError::FlushTimeout { waiting, unconfirmed, state: LinkState::Disconnected, .. }
+                if waiting + unconfirmed == 50
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("not connected to RabbitMQ"),
+        "{err}"
+    );
+    node.rabbitmqctl(&["start_app"]).unwrap();
+    session.flush(Duration::from_secs(90)).await.unwrap();
+    let seen = collect_numbers(&mut sub3, 50).await;
+    assert_eq!(
+        seen,
+        (50..100).collect::<HashSet<_>>(),
+        "the 50 sent while down arrived"
+    );
     session.shut_down(Duration::from_secs(5)).await;
     cons.shut_down(Duration::from_secs(5)).await;
     cons2.shut_down(Duration::from_secs(5)).await;

@@ -38,14 +38,16 @@ pub(super) async fn open(inner: &Arc<Inner>, generation: u64) -> Result<Live, Am
     let conn = Arc::new(conn);
     // Bounded here, not by dropping this future: a connection dropped
     // while restoring would stay open at the broker.
-    let restored = tokio::time::timeout(timeout, restore(inner, generation, &conn, secret))
-        .await
-        .unwrap_or_else(|_| {
-            Err(AmqpError::ConnectTimeout {
-                endpoint: s.endpoint(),
-                timeout,
-            })
-        });
+    let blocked = crate::link_state::BlockedFlag::default();
+    let restored =
+        tokio::time::timeout(timeout, restore(inner, generation, &conn, secret, blocked))
+            .await
+            .unwrap_or_else(|_| {
+                Err(AmqpError::ConnectTimeout {
+                    endpoint: s.endpoint(),
+                    timeout,
+                })
+            });
     match restored {
         Ok(live) => Ok(live),
         Err(e) => {
@@ -64,6 +66,7 @@ pub(super) async fn restore(
     generation: u64,
     conn: &Arc<lapin::Connection>,
     secret: Option<nost_config::SecretString>,
+    blocked: crate::link_state::BlockedFlag,
 ) -> Result<Live, AmqpError> {
     let s = &inner.settings;
     let err = |e: &lapin::Error| {
@@ -76,10 +79,11 @@ pub(super) async fn restore(
         conn: conn.clone(),
         channel,
         secret,
+        blocked,
     };
     // On a shared connection, its owner watches it (shared_link).
     if inner.shared.is_none() {
-        watch_connection(inner, conn, generation);
+        watch_connection(inner, conn, generation, live.blocked.clone());
     }
     let (exchanges, queues, bindings) = {
         let t = lock(&inner.topology);
@@ -113,7 +117,12 @@ pub(super) async fn restore(
 /// supervisor. A channel closed by the broker (403/404/406 …) while the
 /// connection stays up is not a connection loss: the channel's user
 /// handles it (the publisher reopens its channel).
-fn watch_connection(inner: &Arc<Inner>, conn: &lapin::Connection, generation: u64) {
+fn watch_connection(
+    inner: &Arc<Inner>,
+    conn: &lapin::Connection,
+    generation: u64,
+    blocked: crate::link_state::BlockedFlag,
+) {
     let mut ev = conn.events_listener();
     let status = conn.status().clone();
     let broken = inner.broken.clone();
@@ -156,11 +165,13 @@ fn watch_connection(inner: &Arc<Inner>, conn: &lapin::Connection, generation: u6
                 }
                 lapin::Event::ConnectionBlocked(reason) => {
                     tracing::warn!(target: "nost_amqp", %reason, "RabbitMQ blocked the connection; publishing waits");
+                    blocked.set(Some(reason.clone()));
                     let _ = events.send(SessionEvent::Blocked { reason });
                     blocked_until = blocked_limit.map(|d| tokio::time::Instant::now() + d);
                 }
                 lapin::Event::ConnectionUnblocked => {
                     tracing::info!(target: "nost_amqp", "RabbitMQ unblocked the connection");
+                    blocked.set(None);
                     let _ = events.send(SessionEvent::Unblocked);
                     blocked_until = None;
                 }

@@ -99,6 +99,9 @@ struct Live {
     /// The token the connection logged in with (Keycloak modes): a newer
     /// one is pushed with `update-secret` as soon as the supervisor runs.
     secret: Option<nost_config::SecretString>,
+    /// Whether the broker blocked this connection (shared by every session
+    /// on it).
+    blocked: crate::link_state::BlockedFlag,
 }
 
 struct Inner {
@@ -393,7 +396,8 @@ impl Session {
     /// Wait until every queued message is confirmed or refused. Fails with
     /// [`AmqpError::Refused`] listing the messages refused since the last
     /// `flush` (those not reported to a [`Confirm`] handle), and with
-    /// [`AmqpError::NotConnected`] when `timeout` passes first.
+    /// [`AmqpError::FlushTimeout`] when `timeout` passes first (saying
+    /// whether the connection is down, blocked or up; nothing is dropped).
     pub async fn flush(&self, timeout: Duration) -> Result<(), AmqpError> {
         let res = tokio::time::timeout(timeout, async {
             loop {
@@ -412,13 +416,25 @@ impl Session {
         if !refused.is_empty() {
             return Err(AmqpError::Refused { refused });
         }
-        let (waiting, inflight) = self.inner.outbox.counts();
-        res.map_err(|_| AmqpError::NotConnected {
-            reason: format!(
-                "{waiting} messages waiting and {inflight} unconfirmed after {} s",
-                timeout.as_secs()
-            ),
+        let (waiting, unconfirmed) = self.inner.outbox.counts();
+        res.map_err(|_| AmqpError::FlushTimeout {
+            waiting,
+            unconfirmed,
+            timeout,
+            state: self.link_state(),
         })
+    }
+
+    /// Whether the connection is down, blocked by the broker (a resource
+    /// alarm) or up: why buffered messages may be waiting.
+    pub fn link_state(&self) -> crate::LinkState {
+        match self.inner.live.borrow().as_ref() {
+            None => crate::LinkState::Disconnected,
+            Some(l) => match l.blocked.reason() {
+                Some(reason) => crate::LinkState::Blocked { reason },
+                None => crate::LinkState::Connected,
+            },
+        }
     }
 
     /// (waiting, unconfirmed) message counts.

@@ -72,16 +72,19 @@ async fn open_on(
 ) -> Result<Live, AmqpError> {
     let wait = inner.settings.connection_timeout();
     let up = shared.current(wait).await?;
-    tokio::time::timeout(wait, connect::restore(inner, generation, &up.conn, None))
-        .await
-        .unwrap_or_else(|_| {
-            Err(AmqpError::NotConnected {
-                reason: format!(
-                    "restoring the session on the shared connection took over {} s",
-                    wait.as_secs()
-                ),
-            })
+    tokio::time::timeout(
+        wait,
+        connect::restore(inner, generation, &up.conn, None, up.blocked.clone()),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(AmqpError::NotConnected {
+            reason: format!(
+                "restoring the session on the shared connection took over {} s",
+                wait.as_secs()
+            ),
         })
+    })
 }
 
 /// Whether this session's channels are on the shared connection now up.

@@ -153,6 +153,7 @@ impl AppError {
                 A::ConnectTimeout { .. }
                 | A::Unreachable { .. }
                 | A::NotConnected { .. }
+                | A::FlushTimeout { .. }
                 | A::BufferFull { .. } => ErrorKind::Unavailable,
                 A::Tls { .. } => ErrorKind::Usage,
                 A::AccessRefused { .. }

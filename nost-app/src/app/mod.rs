@@ -379,7 +379,10 @@ impl Application {
 
     /// Wait until every message sent so far is confirmed or refused; the
     /// refused ones (since the last `flush`) come back as
-    /// [`nost_amqp::AmqpError::Refused`].
+    /// [`nost_amqp::AmqpError::Refused`]. When `timeout` passes first,
+    /// [`nost_amqp::AmqpError::FlushTimeout`] says whether the connection
+    /// is down, blocked by the broker (a resource alarm) or up with the
+    /// broker slow to confirm; the messages stay buffered either way.
     pub async fn flush(&self, timeout: Duration) -> Result<(), AppError> {
         // Status messages queued by observers reach the session first.
         let (done, wait) = tokio::sync::oneshot::channel();

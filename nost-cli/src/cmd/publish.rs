@@ -58,7 +58,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => {
             let topic = args.topic.clone().unwrap_or_default();
             let payload = args.payload.clone().unwrap_or_default();
-            match verdict(app.send_message_confirmed(&topic, &payload)).await {
+            match verdict(&app, app.send_message_confirmed(&topic, &payload)).await {
                 Ok(()) => {
                     eprintln!("published on {prefix}.{}.{topic}", args.app);
                     ExitCode::SUCCESS
@@ -74,17 +74,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
+/// The verdict, or after [`VERDICT_WAIT`] an error saying why none came
+/// (no connection, a connection the broker blocked, or a slow broker).
 async fn verdict(
+    app: &Application,
     f: impl std::future::Future<Output = Result<(), AppError>>,
 ) -> Result<(), AppError> {
     tokio::time::timeout(VERDICT_WAIT, f)
         .await
         .unwrap_or_else(|_| {
-            Err(AppError::Amqp(AmqpError::NotConnected {
-                reason: format!(
-                    "no verdict from the broker within {} s",
-                    VERDICT_WAIT.as_secs()
-                ),
+            let session = app.session();
+            let (waiting, unconfirmed) = session.pending();
+            Err(AppError::Amqp(AmqpError::FlushTimeout {
+                waiting,
+                unconfirmed,
+                timeout: VERDICT_WAIT,
+                state: session.link_state(),
             }))
         })
 }
@@ -133,7 +138,7 @@ async fn publish_lines(
         }
     }
     for (n, topic, h) in handles {
-        match verdict(async { Ok(h.await?) }).await {
+        match verdict(app, async { Ok(h.await?) }).await {
             Ok(()) => sent += 1,
             Err(e) => {
                 let reason = match &e {
