@@ -97,8 +97,7 @@ impl SharedConnection {
                 Err(e) => return Err(e),
             }
         };
-        let blocked = crate::link_state::BlockedFlag::default();
-        watch_connection(&inner, &conn, 1, blocked.clone());
+        let blocked = watch_connection(&inner, &conn, 1);
         inner.live.send_replace(Some(SharedLive {
             conn: Arc::new(conn),
             blocked,
@@ -187,13 +186,15 @@ async fn dial(s: &ConnectSettings) -> Result<lapin::Connection, AmqpError> {
 }
 
 /// Report connection-level errors to the supervisor (a channel closed by
-/// the broker is the session's business, not a loss).
+/// the broker is the session's business, not a loss); the flag it keeps
+/// while the broker blocks the connection.
 fn watch_connection(
     inner: &Arc<SharedInner>,
     conn: &lapin::Connection,
     generation: u64,
-    blocked: crate::link_state::BlockedFlag,
-) {
+) -> crate::link_state::BlockedFlag {
+    let blocked = crate::link_state::BlockedFlag::default();
+    let flag = blocked.clone();
     let mut ev = conn.events_listener();
     let status = conn.status().clone();
     let broken = inner.broken.clone();
@@ -227,6 +228,7 @@ fn watch_connection(
             }
         }
     });
+    flag
 }
 
 /// The token source's failure for good, if it failed: then a lost
@@ -295,8 +297,7 @@ async fn supervise(inner: Arc<SharedInner>, mut broken: mpsc::UnboundedReceiver<
                         return;
                     }
                     generation += 1;
-                    let blocked = crate::link_state::BlockedFlag::default();
-                    watch_connection(&inner, &conn, generation, blocked.clone());
+                    let blocked = watch_connection(&inner, &conn, generation);
                     inner.live.send_replace(Some(SharedLive {
                         conn: Arc::new(conn),
                         blocked,
